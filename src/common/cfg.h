@@ -27,17 +27,25 @@ struct p2p_cfg_field {
     enum p2p_cfg_type type;
     size_t offset;
     const char *def;            /* default in the YAML scalar syntax; NULL = zero/empty */
-    uint64_t min, max;          /* numeric bounds (inclusive), max 0 = unbounded */
+    uint64_t min, max;          /* numeric bounds (inclusive), max 0 = unbounded; for STR/ENUM
+                                 * max is the longest value in bytes (0 = 4096), for STRLIST
+                                 * the most entries (0 = 1024) */
     const char *const *choices; /* for P2P_CFG_ENUM */
 };
 
-/** Fills every field of target with its default. Returns 0 (defaults are trusted). */
+/**
+ * Fills every field of target with its default. target may be uninitialised: nothing in it is
+ * freed (call p2p_cfg_free first to reuse a loaded struct). Strings default to "" when def is
+ * NULL, lists to empty. Returns 0 (defaults are trusted: a bad one aborts).
+ */
 int p2p_cfg_defaults(const struct p2p_cfg_field *fields, size_t n, void *target);
 
 /**
  * Loads a YAML file over the defaults. Unknown keys, wrong types, bad sizes/durations, values
  * out of range, duplicate keys and YAML syntax errors fail with "file:line: key: reason" in err
- * (lines 1-based). An empty file is valid. Returns 0 or -1.
+ * (lines 1-based). An empty file is valid; a null value ("key:" or "key: ~") keeps the default.
+ * Files over 1 MiB are refused. On error target may be partly updated (still freeable with
+ * p2p_cfg_free). Returns 0 or -1.
  */
 int p2p_cfg_load_file(const struct p2p_cfg_field *fields, size_t n, void *target,
                       const char *path, char *err, size_t errlen);
@@ -48,7 +56,12 @@ int p2p_cfg_load_string(const struct p2p_cfg_field *fields, size_t n, void *targ
 /** Frees heap members (strings, lists) of target. */
 void p2p_cfg_free(const struct p2p_cfg_field *fields, size_t n, void *target);
 
-/** Parses a size ("4MiB") / duration ("10s") scalar; 0 or -1. Exposed for CLI flags. */
+/**
+ * Parses a size ("4MiB") / duration ("10s") scalar; 0 or -1. Exposed for CLI flags. Sizes: bare =
+ * bytes, K/M/G/T/P/E and KiB.. = 1024^n, KB.. = 1000^n (case-insensitive); durations: bare =
+ * seconds, else h, m, s, ms in that order ("1m30s"). Fractions ("1.5MiB", "1.5s") are accepted
+ * only when the result is a whole number of bytes / milliseconds. No sign, spaces or overflow.
+ */
 int p2p_cfg_parse_size(const char *s, uint64_t *out);
 int p2p_cfg_parse_duration_ms(const char *s, uint64_t *out);
 
