@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config curl ca-certificates
       libuv1-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev
-      libhttp-parser-dev libcmocka-dev libhiredis-dev)
+      libhttp-parser-dev libcmocka-dev libhiredis-dev jq)
 # shellcheck disable=SC2206
 pkgs+=(${P2P_DEPS_EXTRA:-})
 missing=()
