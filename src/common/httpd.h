@@ -74,6 +74,13 @@ int p2p_httpd_listen(struct p2p_httpd *srv, const char *addr);
 int p2p_httpd_port(const struct p2p_httpd *srv);
 
 /**
+ * Serves an already-connected stream socket as if the listener had accepted it (tests and
+ * fuzzing: one end of a socketpair; the server need not listen). On success the server owns fd
+ * and closes it with the connection; on error (negative libuv code) the caller keeps it.
+ */
+int p2p_httpd_adopt(struct p2p_httpd *srv, uv_os_sock_t fd);
+
+/**
  * Graceful shutdown: stops accepting, closes idle connections, lets in-flight responses finish
  * (at most grace_ms, then closes the rest), then calls done(ud) and frees the server.
  */
@@ -92,6 +99,10 @@ const char *p2p_httpd_query(struct p2p_httpd_req *req, const char *name);
 const char *p2p_httpd_header(const struct p2p_httpd_req *req, const char *name);
 /** How many times a header occurs (to reject duplicates). */
 int p2p_httpd_header_count(const struct p2p_httpd_req *req, const char *name);
+/** The i-th request header in arrival order (names as sent, values trimmed); false past the end.
+ *  Strings are borrowed from the request. */
+bool p2p_httpd_header_at(const struct p2p_httpd_req *req, size_t i, const char **name,
+                         const char **value);
 /** Trailer value (chunked bodies), valid once the body has ended; NULL if absent. */
 const char *p2p_httpd_trailer(const struct p2p_httpd_req *req, const char *name);
 /** Buffered body (NUL-terminated for convenience) and its length; NULL/0 for streamed bodies. */
@@ -121,17 +132,23 @@ typedef void (*p2p_httpd_data_cb)(struct p2p_httpd_req *req, const char *data, s
 typedef void (*p2p_httpd_end_cb)(struct p2p_httpd_req *req, int status, void *ud);
 
 /**
- * Accepts the request body as a stream (call from on_head). Sends "100 Continue" first when the
- * client asked for it. After end(0) the handler must respond.
+ * Accepts the request body as a stream (call from on_head, or later if on_head returned without
+ * deciding: the request then waits, its body unread). Sends "100 Continue" first when the
+ * client asked for it. After end(0) the handler must respond. When called outside on_head,
+ * data/end may be called back synchronously from inside this call.
  */
 void p2p_httpd_stream_body(struct p2p_httpd_req *req, p2p_httpd_data_cb data,
                            p2p_httpd_end_cb end, void *ud);
+/** Stops body delivery (uv_read_stop + parser pause) until p2p_httpd_resume(). */
 void p2p_httpd_pause(struct p2p_httpd_req *req);
+/** Resumes delivery: buffered bytes first; data/end may be called back from inside this call. */
 void p2p_httpd_resume(struct p2p_httpd_req *req);
 
 /**
- * Called once if the connection closes before the response was sent (client gone). The handler
- * must still call a respond function (it is then discarded) so the request can be freed.
+ * Called once if the connection closes before the response was sent (client gone, reset, forced
+ * shutdown), unless a streamed body's end callback already reported it with status < 0. Runs
+ * synchronously from the closing path. The handler must still call a respond function (it is
+ * then discarded) so the request can be freed.
  */
 void p2p_httpd_on_abort(struct p2p_httpd_req *req, void (*cb)(struct p2p_httpd_req *, void *),
                         void *ud);
