@@ -1,0 +1,563 @@
+/* Node download engine: peers from every tracker, rarest-first piece picking, bounded requests
+ * per task and per peer, hash check + write on the thread pool, backoff/ban, endgame. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/bitfield.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "node/node_int.h"
+
+#define PEERS_PERIOD_MS 1000      /* peer refresh while downloading */
+#define PEERS_IDLE_MS 300         /* ... and while nothing can be requested */
+#define FETCH_TIMEOUT_MS 60000
+
+void p2p_node_peer_free(struct p2p_node_peer *p)
+{
+    if (!p)
+        return;
+    free(p->node_id);
+    free(p->addr);
+    p2p_bitfield_cleanup(&p->bf);
+    free(p);
+}
+
+int64_t p2p_node_pick(const struct p2p_bitfield *have, const uint8_t *reqs, const uint16_t *avail,
+                      const struct p2p_bitfield *const *peer_bf, const bool *usable,
+                      size_t npeers)
+{
+    uint32_t n = have->nbits;
+    if (n == 0)
+        return -1;
+    int64_t best = -1;
+    uint32_t best_avail = UINT32_MAX, ties = 0;
+    uint32_t start = p2p_rand_below(n);
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = start + k < n ? start + k : start + k - n;
+        if (reqs[i] || p2p_bitfield_get(have, i) || avail[i] == 0 || avail[i] > best_avail)
+            continue;
+        bool held = false;
+        for (size_t j = 0; j < npeers && !held; j++)
+            held = usable[j] && p2p_bitfield_get(peer_bf[j], i);
+        if (!held)
+            continue;
+        if (avail[i] < best_avail) {
+            best_avail = avail[i];
+            best = i;
+            ties = 1;
+        } else if (p2p_rand_below(++ties) == 0) {
+            best = i; /* reservoir sampling: uniform among equally rare pieces */
+        }
+    }
+    return best;
+}
+
+static bool downloading(const struct p2p_node_file *f)
+{
+    return f->in_store && f->state == P2P_NODE_DOWNLOADING && !f->finishing && !f->closing &&
+           !f->node->stopping;
+}
+
+static void recount_avail(struct p2p_node_file *f)
+{
+    uint32_t n = f->seed.npieces;
+    memset(f->avail, 0, n * sizeof *f->avail);
+    for (size_t j = 0; j < f->npeers; j++) {
+        const struct p2p_node_peer *p = f->peers[j];
+        if (p->banned || p->bf.nbits != n)
+            continue;
+        for (uint32_t b = 0; b < P2P_BITFIELD_BYTES(n); b++) {
+            if (!p->bf.bits[b])
+                continue;
+            for (uint32_t i = b * 8; i < b * 8 + 8 && i < n; i++)
+                if (p2p_bitfield_get(&p->bf, i) && f->avail[i] < UINT16_MAX)
+                    f->avail[i]++;
+        }
+    }
+}
+
+static void fault(struct p2p_node_file *f, struct p2p_node_peer *p, uint64_t backoff_ms,
+                  const char *why)
+{
+    p->faults++;
+    uint32_t sh = p->faults < 6 ? p->faults : 6;
+    uint64_t b = backoff_ms ? backoff_ms : 250ull << sh;
+    p->backoff_until_ms = p2p_now_ms() + b;
+    if (f->next_schedule_ms == 0 || f->next_schedule_ms > p->backoff_until_ms)
+        f->next_schedule_ms = p->backoff_until_ms;
+    p2p_debug("%s: peer %s fault %u: %s", f->seed.file_name, p->addr, p->faults, why);
+    if (p->faults >= P2P_NODE_BAN_FAULTS && !p->banned) {
+        p->banned = true;
+        p2p_warn("%s: banning peer %s (%s) after %u faults (last: %s)", f->seed.file_name,
+                 p->addr, p->node_id, p->faults, why);
+        recount_avail(f);
+    }
+}
+
+/* ---- piece fetches ---- */
+
+static void fetch_unlink(struct p2p_node_file *f, struct p2p_node_fetch *fe)
+{
+    for (struct p2p_node_fetch **pp = &f->fetches; *pp; pp = &(*pp)->next) {
+        if (*pp == fe) {
+            *pp = fe->next;
+            break;
+        }
+    }
+    f->nfetch--;
+    fe->peer->inflight--;
+}
+
+static void fetch_cancel(struct p2p_node_file *f, struct p2p_node_fetch *fe)
+{
+    fetch_unlink(f, fe);
+    if (fe->call)
+        p2p_httpc_cancel(fe->call);
+    f->reqs[fe->index]--;
+    free(fe->buf);
+    free(fe);
+}
+
+static int fetch_data(const char *data, size_t len, void *ud)
+{
+    struct p2p_node_fetch *fe = ud;
+    if (len > fe->len - fe->got)
+        return -1; /* more than the piece: never buffer beyond it */
+    if (!fe->buf)
+        fe->buf = p2p_xmalloc(fe->len ? fe->len : 1);
+    memcpy(fe->buf + fe->got, data, len);
+    fe->got += len;
+    return 0;
+}
+
+struct verify_job {
+    struct p2p_node_file *f;
+    struct p2p_node_peer *peer;
+    uint32_t index;
+    uint8_t *buf;
+    uint64_t len;
+    int rc;              /* 0, -EBADMSG (hash mismatch), or a write error */
+};
+
+static void verify_work(void *arg)
+{
+    struct verify_job *j = arg;
+    const struct p2p_seed *s = &j->f->seed;
+    if (!p2p_seed_verify_piece(s, j->index, j->buf, j->len)) {
+        j->rc = -EBADMSG;
+        return;
+    }
+    uint64_t off = (uint64_t)j->index * s->piece_length, done = 0;
+    while (done < j->len) {
+        ssize_t w = pwrite(j->f->fd, j->buf + done, j->len - done, (off_t)(off + done));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            j->rc = w < 0 ? -errno : -EIO;
+            return;
+        }
+        done += (uint64_t)w;
+    }
+}
+
+static void verify_after(void *arg)
+{
+    struct verify_job *j = arg;
+    struct p2p_node_file *f = j->f;
+    struct p2p_node *n = f->node;
+    f->busy--;
+    f->verifying--;
+    f->reqs[j->index]--;
+    if (j->rc == 0) {
+        if (j->peer->faults)
+            j->peer->faults--;
+        p2p_node_store_piece_done(f, j->index);
+        /* endgame: the losers of a duplicated piece are cancelled */
+        for (struct p2p_node_fetch *fe = f->fetches, *next; fe; fe = next) {
+            next = fe->next;
+            if (fe->index == j->index)
+                fetch_cancel(f, fe);
+        }
+    } else if (j->rc == -EBADMSG) {
+        n->m.pieces_failed++;
+        fault(f, j->peer, 0, "piece hash mismatch");
+    } else if (f->state == P2P_NODE_DOWNLOADING) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "writing piece %u: %s", j->index, strerror(-j->rc));
+        p2p_error("%s: %s", f->seed.file_name, msg);
+        free(f->error);
+        f->error = p2p_xstrdup(msg);
+        f->state = P2P_NODE_FAILED;
+        p2p_node_store_close(f, false);
+    }
+    free(j->buf);
+    free(j);
+    p2p_node_store_idle(f);
+    p2p_node_download_schedule(f);
+    if (n->stopping)
+        p2p_node_stop_check(n);
+}
+
+static void fetch_done(const struct p2p_httpc_resp *resp, void *ud)
+{
+    struct p2p_node_fetch *fe = ud;
+    struct p2p_node_file *f = fe->f;
+    struct p2p_node_peer *p = fe->peer;
+    fe->call = NULL;
+    fetch_unlink(f, fe);
+    bool ok = resp->err == 0 && resp->status == 200 && fe->got == fe->len;
+    if (ok && !p2p_bitfield_get(&f->got, fe->index) && downloading(f)) {
+        p->bytes += fe->len;
+        f->node->m.bytes_down += fe->len;
+        struct verify_job *j = p2p_xcalloc(1, sizeof *j);
+        j->f = f;
+        j->peer = p;
+        j->index = fe->index;
+        j->buf = fe->buf;
+        j->len = fe->len;
+        if (!j->buf) /* zero-length pieces do not exist, but stay safe */
+            j->buf = p2p_xmalloc(1);
+        fe->buf = NULL;
+        f->busy++;
+        f->verifying++;
+        free(fe);
+        p2p_node_job(f->node, verify_work, verify_after, j); /* reqs stays counted */
+        p2p_node_download_schedule(f);
+        return;
+    }
+    f->reqs[fe->index]--;
+    if (!ok) {
+        if (resp->err == 0 && resp->status == 503) {
+            const char *ra = p2p_httpc_resp_header(resp, "Retry-After");
+            uint64_t secs = 1;
+            if (ra && (p2p_parse_u64(ra, strlen(ra), &secs) < 0 || secs > 60))
+                secs = 1;
+            p->backoff_until_ms = p2p_now_ms() + secs * 1000;
+            if (f->next_schedule_ms == 0 || f->next_schedule_ms > p->backoff_until_ms)
+                f->next_schedule_ms = p->backoff_until_ms;
+        } else if (resp->err == 0 && resp->status == 404) {
+            /* they do not have it (any more): forget it until the next peer list */
+            if (p2p_bitfield_clear(&p->bf, fe->index) && f->avail[fe->index])
+                f->avail[fe->index]--;
+            fault(f, p, 500, "404 for a piece it announced");
+        } else {
+            char why[160];
+            if (resp->err)
+                snprintf(why, sizeof why, "%s", resp->errmsg ? resp->errmsg : "transport error");
+            else
+                snprintf(why, sizeof why, "status %ld, %llu of %llu bytes", resp->status,
+                         (unsigned long long)fe->got, (unsigned long long)fe->len);
+            fault(f, p, 0, why);
+        }
+    }
+    free(fe->buf);
+    free(fe);
+    p2p_node_download_schedule(f);
+}
+
+static void fetch_start(struct p2p_node_file *f, struct p2p_node_peer *p, uint32_t index)
+{
+    struct p2p_node_fetch *fe = p2p_xcalloc(1, sizeof *fe);
+    fe->f = f;
+    fe->peer = p;
+    fe->index = index;
+    fe->len = p2p_seed_piece_len(&f->seed, index);
+    char *url = p2p_xasprintf("http://%s/v2/piece/%s/%u", p->addr, f->seed.info_hash, index);
+    struct p2p_httpc_opts opts = {
+        .url = url,
+        .max_body = fe->len,
+        .connect_timeout_ms = 3000,
+        .timeout_ms = FETCH_TIMEOUT_MS,
+        .on_data = fetch_data,
+    };
+    p->inflight++;
+    f->reqs[index]++;
+    f->nfetch++;
+    fe->next = f->fetches;
+    f->fetches = fe;
+    fe->call = p2p_httpc_request(f->node->httpc, &opts, fetch_done, fe);
+    free(url);
+}
+
+static bool peer_usable(const struct p2p_node_file *f, const struct p2p_node_peer *p,
+                        uint64_t now)
+{
+    return !p->banned && now >= p->backoff_until_ms && p->bf.nbits == f->seed.npieces &&
+           p->inflight < f->node->cfg.max_peer_concurrency;
+}
+
+/* The least busy usable peer holding piece i and not already fetching it (random ties). */
+static struct p2p_node_peer *choose_peer(struct p2p_node_file *f, uint32_t i, uint64_t now)
+{
+    struct p2p_node_peer *best = NULL;
+    uint32_t ties = 0;
+    for (size_t j = 0; j < f->npeers; j++) {
+        struct p2p_node_peer *p = f->peers[j];
+        if (!peer_usable(f, p, now) || !p2p_bitfield_get(&p->bf, i))
+            continue;
+        bool busy_here = false;
+        for (struct p2p_node_fetch *fe = f->fetches; fe && !busy_here; fe = fe->next)
+            busy_here = fe->peer == p && fe->index == i;
+        if (busy_here)
+            continue;
+        if (!best || p->inflight < best->inflight) {
+            best = p;
+            ties = 1;
+        } else if (p->inflight == best->inflight && p2p_rand_below(++ties) == 0) {
+            best = p;
+        }
+    }
+    return best;
+}
+
+/* Download rate limit: each request is charged its piece length up front. */
+static bool rate_allows(struct p2p_node *n, struct p2p_node_file *f, uint64_t len, uint64_t now)
+{
+    struct p2p_node_rate *r = &n->down_rate;
+    if (!r->rate)
+        return true;
+    if (r->last_ms == 0)
+        r->last_ms = now;
+    r->tokens += (double)(now - r->last_ms) * (double)r->rate / 1000.0;
+    r->last_ms = now;
+    double cap = (double)(r->rate / 4 > len ? r->rate / 4 : len);
+    if (r->tokens > cap)
+        r->tokens = cap;
+    if (r->tokens < 0) {
+        uint64_t wait = (uint64_t)(-r->tokens * 1000.0 / (double)r->rate) + 1;
+        if (f->next_schedule_ms == 0 || f->next_schedule_ms > now + wait)
+            f->next_schedule_ms = now + wait;
+        return false;
+    }
+    r->tokens -= (double)len;
+    return true;
+}
+
+void p2p_node_download_schedule(struct p2p_node_file *f)
+{
+    if (!downloading(f) || !f->avail)
+        return;
+    struct p2p_node *n = f->node;
+    uint64_t now = p2p_now_ms();
+    uint32_t max = (uint32_t)n->cfg.max_download_concurrency;
+    if (max == 0)
+        max = 1;
+    if (f->nfetch + f->verifying >= max || f->npeers == 0)
+        return;
+    bool *usable = p2p_xcalloc(f->npeers, sizeof *usable);
+    const struct p2p_bitfield **bfs = p2p_xcalloc(f->npeers, sizeof *bfs);
+    for (size_t j = 0; j < f->npeers; j++)
+        bfs[j] = &f->peers[j]->bf;
+    while (f->nfetch + f->verifying < max) {
+        for (size_t j = 0; j < f->npeers; j++)
+            usable[j] = peer_usable(f, f->peers[j], now);
+        int64_t i = p2p_node_pick(&f->got, f->reqs, f->avail, bfs, usable, f->npeers);
+        struct p2p_node_peer *p = NULL;
+        if (i >= 0) {
+            p = choose_peer(f, (uint32_t)i, now);
+        } else {
+            /* endgame: every missing piece is requested; duplicate the in-flight ones on other
+             * peers, and the first good copy cancels the rest */
+            for (struct p2p_node_fetch *fe = f->fetches; fe && !p; fe = fe->next) {
+                if (f->reqs[fe->index] >= P2P_NODE_MAX_DUP)
+                    continue;
+                p = choose_peer(f, fe->index, now);
+                i = fe->index;
+            }
+        }
+        if (!p)
+            break;
+        if (!rate_allows(n, f, p2p_seed_piece_len(&f->seed, (uint32_t)i), now))
+            break;
+        fetch_start(f, p, (uint32_t)i);
+    }
+    free(usable);
+    free(bfs);
+}
+
+/* ---- peer lists ---- */
+
+struct peers_ctx {
+    struct p2p_node *n;
+    struct p2p_node_tracker *t;
+    char info_hash[65];
+};
+
+static bool addr_ok(const char *a)
+{
+    size_t len = strlen(a);
+    if (len == 0 || len > 262 || !strchr(a, ':'))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = a[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+static struct p2p_node_ann *ann_of(struct p2p_node_file *f, struct p2p_node_tracker *t)
+{
+    for (size_t i = 0; i < f->nann; i++)
+        if (f->ann[i].t == t)
+            return &f->ann[i];
+    return NULL;
+}
+
+static void merge_peers(struct p2p_node_file *f, json_t *peers)
+{
+    struct p2p_node *n = f->node;
+    size_t idx;
+    json_t *e;
+    json_array_foreach(peers, idx, e)
+    {
+        const char *id = NULL, *addr = NULL, *b64 = NULL;
+        if (!json_is_object(e) || p2p_json_get_str(e, "nodeId", true, &id, NULL, 0) != 0 ||
+            p2p_json_get_str(e, "addr", true, &addr, NULL, 0) != 0 ||
+            p2p_json_get_str(e, "bitfield", true, &b64, NULL, 0) != 0)
+            continue;
+        if (strlen(id) == 0 || strlen(id) > 63 || strcmp(id, n->node_id) == 0 || !addr_ok(addr) ||
+            strcmp(addr, n->advertise) == 0)
+            continue;
+        size_t rawlen = 0;
+        uint8_t *raw = p2p_base64_decode(b64, strlen(b64), &rawlen);
+        if (!raw)
+            continue;
+        struct p2p_node_peer *p = NULL;
+        for (size_t j = 0; j < f->npeers && !p; j++)
+            if (strcmp(f->peers[j]->node_id, id) == 0)
+                p = f->peers[j];
+        if (!p) {
+            if (f->npeers >= P2P_NODE_MAX_PEERS) {
+                free(raw);
+                continue;
+            }
+            p = p2p_xcalloc(1, sizeof *p);
+            p->node_id = p2p_xstrdup(id);
+            p2p_bitfield_init(&p->bf, f->seed.npieces);
+            f->peers = p2p_xrealloc(f->peers, (f->npeers + 1) * sizeof *f->peers);
+            f->peers[f->npeers++] = p;
+        }
+        if (!p->addr || strcmp(p->addr, addr) != 0) {
+            free(p->addr);
+            p->addr = p2p_xstrdup(addr);
+        }
+        p2p_bitfield_load(&p->bf, raw, rawlen); /* wrong size: keeps the old view */
+        free(raw);
+    }
+    recount_avail(f);
+}
+
+static void peers_done(const struct p2p_httpc_resp *resp, void *ud)
+{
+    struct peers_ctx *c = ud;
+    struct p2p_node_file *f = p2p_node_find(c->n, c->info_hash);
+    struct p2p_node_ann *a = f ? ann_of(f, c->t) : NULL;
+    free(c);
+    if (!a)
+        return;
+    a->peers_inflight = false;
+    if (!downloading(f))
+        return;
+    json_t *o = NULL;
+    if (resp->err == 0 && resp->status == 200 && resp->body)
+        o = p2p_json_parse_object(resp->body, resp->body_len, NULL, 0);
+    if (!o) {
+        p2p_debug("%s: peer list from %s: %s (status %ld)", f->seed.file_name, a->t->addr,
+                  resp->err ? resp->errmsg : "no list", resp->status);
+        return; /* keep the peers we know: a tracker outage does not stop the download */
+    }
+    json_t *peers = json_object_get(o, "peers");
+    uint64_t count = 0;
+    if (json_is_array(peers) &&
+        p2p_json_get_u64(o, "pieceCount", false, UINT32_MAX, &count, NULL, 0) >= 0 &&
+        (count == 0 || count == f->seed.npieces))
+        merge_peers(f, peers);
+    json_decref(o);
+    p2p_node_download_schedule(f);
+}
+
+static void request_peers(struct p2p_node_file *f, struct p2p_node_ann *a, uint64_t now)
+{
+    struct p2p_node *n = f->node;
+    bool idle = f->nfetch == 0;
+    a->peers_next_ms = now + (idle ? PEERS_IDLE_MS : PEERS_PERIOD_MS);
+    char *path;
+    if (n->cfg.zone && *n->cfg.zone)
+        path = p2p_xasprintf("/v2/peers?infoHash=%s&nodeId=%s&zone=%s&max=50",
+                             f->seed.info_hash, n->node_id, n->cfg.zone);
+    else
+        path = p2p_xasprintf("/v2/peers?infoHash=%s&nodeId=%s&max=50", f->seed.info_hash,
+                             n->node_id);
+    char *url = p2p_node_tracker_url(a->t, path);
+    free(path);
+    struct peers_ctx *c = p2p_xcalloc(1, sizeof *c);
+    c->n = n;
+    c->t = a->t;
+    memcpy(c->info_hash, f->seed.info_hash, sizeof c->info_hash);
+    uint64_t cap = 64 * 1024 + 50ull * (P2P_BITFIELD_BYTES(f->seed.npieces) * 4 / 3 + 512);
+    struct p2p_httpc_opts opts = {
+        .url = url,
+        .headers = p2p_node_tracker_headers(n),
+        .max_body = cap,
+        .connect_timeout_ms = 2000,
+        .timeout_ms = 5000,
+    };
+    a->peers_inflight = true;
+    p2p_httpc_request(n->httpc, &opts, peers_done, c);
+    free(url);
+}
+
+/* ---- lifecycle ---- */
+
+void p2p_node_download_start(struct p2p_node_file *f)
+{
+    uint32_t n = f->seed.npieces;
+    if (!f->avail) {
+        f->avail = p2p_xcalloc(n ? n : 1, sizeof *f->avail);
+        f->reqs = p2p_xcalloc(n ? n : 1, sizeof *f->reqs);
+    }
+    for (size_t i = 0; i < f->npeers; i++) {
+        f->peers[i]->banned = false;
+        f->peers[i]->faults = 0;
+    }
+    recount_avail(f);
+    for (size_t i = 0; i < f->nann; i++)
+        f->ann[i].peers_next_ms = 0;
+    f->next_schedule_ms = 0;
+    p2p_node_download_schedule(f);
+}
+
+void p2p_node_download_stop(struct p2p_node_file *f)
+{
+    while (f->fetches)
+        fetch_cancel(f, f->fetches);
+}
+
+void p2p_node_download_tick(struct p2p_node *n, uint64_t now)
+{
+    for (struct p2p_node_file *f = n->files; f; f = f->next) {
+        if (now >= f->speed_window_ms + 1000) {
+            uint64_t el = f->speed_window_ms ? now - f->speed_window_ms : 1000;
+            double inst = (double)f->speed_bytes * 1000.0 / (double)(el ? el : 1);
+            f->speed = f->state == P2P_NODE_DOWNLOADING ? 0.5 * f->speed + 0.5 * inst : 0;
+            f->speed_bytes = 0;
+            f->speed_window_ms = now;
+        }
+        if (!downloading(f))
+            continue;
+        for (size_t i = 0; i < f->nann; i++) {
+            struct p2p_node_ann *a = &f->ann[i];
+            if (!a->peers_inflight && now >= a->peers_next_ms)
+                request_peers(f, a, now);
+        }
+        if (f->next_schedule_ms && now >= f->next_schedule_ms) {
+            f->next_schedule_ms = 0;
+            p2p_node_download_schedule(f);
+        }
+    }
+}

@@ -1,0 +1,274 @@
+/* Node internals shared by node.c, store.c, announce.c, download.c, serve.c and api.c. Not a
+ * public interface: everything here runs on the loop thread unless a comment says otherwise. */
+#ifndef P2P_NODE_NODE_INT_H
+#define P2P_NODE_NODE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/bitfield.h"
+#include "common/config.h"
+#include "common/httpc.h"
+#include "common/httpd.h"
+#include "seed/seed.h"
+
+#define P2P_NODE_TICK_MS 100           /* one timer drives refreshes, reports, saves, retries */
+#define P2P_NODE_REPORT_BATCH_MS 300   /* `have` reports are batched at this period */
+#define P2P_NODE_SAVE_MS 500           /* dirty bitfields are written at most this often */
+#define P2P_NODE_MAX_PEERS 200         /* peers remembered per file */
+#define P2P_NODE_BAN_FAULTS 3          /* faults before a peer is banned from a task */
+#define P2P_NODE_MAX_DUP 2             /* endgame: requests per piece at most */
+#define P2P_NODE_SEED_FETCH_MS 30000   /* seedFile fetch time cap */
+#define P2P_NODE_STOP_GRACE_MS 3000    /* SIGTERM: time given to reports and in-flight work */
+
+enum p2p_node_state {
+    P2P_NODE_PENDING = 0,
+    P2P_NODE_DOWNLOADING,
+    P2P_NODE_SEEDING,
+    P2P_NODE_FAILED,
+    P2P_NODE_CANCELED,
+};
+
+/** A token bucket (bytes/s); rate 0 = unlimited. */
+struct p2p_node_rate {
+    uint64_t rate;
+    double tokens;
+    uint64_t last_ms;
+};
+
+/** One tracker address, shared by every file that names it. */
+struct p2p_node_tracker {
+    char *addr;                  /* as written in seeds/config: "host:port" or a URL base */
+    char *base;                  /* "http://host:port" */
+    bool alive;                  /* last heartbeat succeeded */
+    bool hb_inflight;
+    uint64_t next_hb_ms;
+    uint32_t fails;
+    struct p2p_node_tracker *next;
+};
+
+/** A file's announce state towards one of its trackers. */
+struct p2p_node_ann {
+    struct p2p_node_tracker *t;
+    bool need_full;              /* send the whole bitfield next */
+    bool inflight;
+    uint32_t *have;              /* pieces verified since the last report */
+    size_t nhave, caphave;
+    uint64_t last_ms;            /* last report sent */
+    uint64_t peers_next_ms;      /* next peer-list refresh from this tracker */
+    bool peers_inflight;
+};
+
+struct p2p_node_peer {
+    char *node_id;
+    char *addr;
+    struct p2p_bitfield bf;      /* their pieces as last seen (tracker list) */
+    uint32_t inflight;
+    uint32_t faults;
+    uint64_t backoff_until_ms;
+    bool banned;
+    uint64_t bytes;              /* bytes received from them */
+};
+
+struct p2p_node_file;
+
+/** One piece request in flight. */
+struct p2p_node_fetch {
+    struct p2p_node_file *f;
+    struct p2p_node_peer *peer;
+    struct p2p_httpc_call *call; /* NULL once done */
+    uint32_t index;
+    uint8_t *buf;                /* piece buffer, allocated on first data */
+    uint64_t got, len;
+    struct p2p_node_fetch *next;
+};
+
+/** A file the node holds or is downloading (its task; id = infoHash). */
+struct p2p_node_file {
+    struct p2p_node *node;
+    struct p2p_seed seed;
+    enum p2p_node_state state;
+    char *error;                 /* last error (failed tasks), NULL if none */
+    char *data_path;             /* where the data is now */
+    char *dl_data, *dl_seed, *dl_bf;   /* paths in download_dir */
+    char *cp_data, *cp_seed, *cp_ok;   /* paths in complete_dir */
+    int fd;                      /* data fd while downloading, -1 otherwise (used by pool jobs) */
+    struct p2p_bitfield have;    /* verified, written and recorded in the saved .bitfield:
+                                    what is served, reported and counted */
+    struct p2p_bitfield got;     /* verified and written (superset of have): not refetched */
+    uint64_t bytes_done;
+    uint64_t created_ms;
+
+    /* download engine */
+    struct p2p_node_peer **peers;
+    size_t npeers;
+    uint16_t *avail;             /* holders per piece among known peers */
+    uint8_t *reqs;               /* requests in flight per piece */
+    struct p2p_node_fetch *fetches;
+    uint32_t nfetch;
+    uint32_t verifying;          /* pieces whose hash check + write is on the pool */
+    uint64_t speed_bytes;        /* bytes verified in the current window */
+    uint64_t speed_window_ms;
+    double speed;                /* bytes/s, smoothed */
+    uint64_t next_schedule_ms;   /* retry scheduling (backoffs) at this time */
+
+    /* persistence */
+    uint32_t busy;               /* pool jobs using fd or files */
+    bool bf_dirty, bf_saving;
+    uint64_t bf_next_ms;
+    bool finishing;
+    bool closing;                /* cancel/stop: close fd when busy hits 0 */
+    bool remove_on_close;        /* cancel: delete the partial files when closing */
+    bool in_store;               /* registered in node->files (reachable by id) */
+
+    struct p2p_node_ann *ann;    /* one per seed tracker */
+    size_t nann;
+    struct p2p_node_file *next;
+};
+
+struct p2p_node_metrics {
+    uint64_t bytes_up, bytes_down;
+    uint64_t pieces_verified, pieces_failed;
+    uint64_t tasks_created;
+    struct {
+        char route[24];
+        int status;
+        uint64_t n;
+    } req[64];
+    size_t nreq;
+};
+
+struct p2p_node {
+    uv_loop_t *loop;
+    struct p2p_node_cfg cfg;
+    char *download_dir, *complete_dir;
+    char node_id[64];
+    char *advertise;             /* "host:port" */
+    struct p2p_httpd *httpd;
+    struct p2p_httpc *httpc;
+    struct p2p_httpd_route *routes;
+    uv_timer_t tick;
+    struct p2p_node_file *files;
+    struct p2p_node_tracker *trackers;
+    struct p2p_node_rate up_rate, down_rate;
+    uint32_t uploads;            /* upload slots in use */
+    uint32_t jobs;               /* pool jobs outstanding (all files) */
+    uint32_t calls;              /* stop-time reports outstanding */
+    bool scanning;
+    bool stopping;
+    bool stop_done;
+    int exit_code;
+    struct p2p_node_metrics m;
+};
+
+/* ---- node.c ---- */
+/** Runs fn(arg) on the thread pool, then after(arg, status) on the loop; counts node->jobs. */
+void p2p_node_job(struct p2p_node *n, void (*work)(void *arg), void (*after)(void *arg),
+                  void *arg);
+/** Called whenever outstanding work finished during a stop; completes the stop when idle. */
+void p2p_node_stop_check(struct p2p_node *n);
+const char *p2p_node_state_name(enum p2p_node_state s);
+
+/* ---- store.c ---- */
+/** Finds a registered file by infoHash / by fileName; NULL if none. */
+struct p2p_node_file *p2p_node_find(struct p2p_node *n, const char *info_hash);
+struct p2p_node_file *p2p_node_find_name(struct p2p_node *n, const char *name);
+/** Allocates a file for seed (takes the seed's contents; *seed is zeroed). Not registered. */
+struct p2p_node_file *p2p_node_file_new(struct p2p_node *n, struct p2p_seed *seed);
+void p2p_node_file_free(struct p2p_node_file *f);
+/** Adds f to the node's list (state pending) and binds its trackers. */
+void p2p_node_register(struct p2p_node *n, struct p2p_node_file *f);
+/** Removes f from the list (it must be idle) and frees it. */
+void p2p_node_unregister(struct p2p_node *n, struct p2p_node_file *f);
+
+/** Done callback of p2p_node_store_create: status 0, or -EEXIST (name taken by another file),
+ *  or another negative errno with err set. */
+typedef void (*p2p_node_create_cb)(struct p2p_node_file *f, int status, const char *err,
+                                   void *ud);
+/** Prepares on-disk state for a registered pending file on the pool (seed, sparse data file,
+ *  bitfield; or finds it complete/resumable), then starts its download or seeding. */
+void p2p_node_store_create(struct p2p_node_file *f, p2p_node_create_cb cb, void *ud);
+/** Scans complete_dir and download_dir on the pool; registers .ok files and resumes
+ *  unfinished ones. done(n, added, ud) runs on the loop. */
+void p2p_node_store_scan(struct p2p_node *n, void (*done)(struct p2p_node *, int, void *),
+                         void *ud);
+/** A piece was verified and written: record it in got, save the bitfield (pipelined: one save
+ *  in flight), and once saved it joins have and is reported. */
+void p2p_node_store_piece_done(struct p2p_node_file *f, uint32_t index);
+/** Writes the bitfield now if dirty (e.g. at stop). */
+void p2p_node_store_save(struct p2p_node_file *f);
+/**
+ * Registers a file that is already complete in complete_dir (data, .seed, .ok) for seeding and
+ * reports it to its trackers: the host side of the TUS module's on_finished (node/tus.h). seed is
+ * borrowed (copied). Returns 0, -EEXIST if its fileName is held by another infoHash, or -EINVAL.
+ */
+int p2p_node_adopt_complete(struct p2p_node *n, const struct p2p_seed *seed);
+/** Timer work: due bitfield saves, finishing. */
+void p2p_node_store_tick(struct p2p_node *n, uint64_t now);
+/** Stops the file (cancel/stop): closes its fd once idle; remove_files deletes partial data. */
+void p2p_node_store_close(struct p2p_node_file *f, bool remove_files);
+/** Called after a pool job of f ended: runs deferred finish/close. */
+void p2p_node_store_idle(struct p2p_node_file *f);
+
+/* ---- announce.c ---- */
+struct p2p_node_tracker *p2p_node_tracker_get(struct p2p_node *n, const char *addr);
+/** Queues a full report of f to all its trackers. */
+void p2p_node_announce_full(struct p2p_node_file *f);
+/** Queues a `have` for piece index (first one goes out at once, then batched). */
+void p2p_node_announce_have(struct p2p_node_file *f, uint32_t index);
+/** Heartbeats and due reports. */
+void p2p_node_announce_tick(struct p2p_node *n, uint64_t now);
+/** Sends "stopped" for f to all its trackers (counted in n->calls when stopping). */
+void p2p_node_announce_stopped(struct p2p_node_file *f);
+/** Builds a tracker URL: base + path (new string). */
+char *p2p_node_tracker_url(const struct p2p_node_tracker *t, const char *path);
+/** Authorization header list for trackers (static storage, NULL-terminated) or NULL. */
+const char *const *p2p_node_tracker_headers(struct p2p_node *n);
+
+/* ---- download.c ---- */
+/** Starts or resumes downloading f (state downloading). */
+void p2p_node_download_start(struct p2p_node_file *f);
+/** Stops all fetches of f (cancel/stop/finish). */
+void p2p_node_download_stop(struct p2p_node_file *f);
+/** Timer work: peer refreshes, retries. */
+void p2p_node_download_tick(struct p2p_node *n, uint64_t now);
+/** Fills as many request slots as allowed. */
+void p2p_node_download_schedule(struct p2p_node_file *f);
+void p2p_node_peer_free(struct p2p_node_peer *p);
+
+/**
+ * Piece picker (pure, exposed for tests): the rarest piece (fewest holders in avail, random
+ * among equals) that we lack (have), that has no request in flight (reqs == 0) and that some
+ * usable peer holds (peer_bf[j] with usable[j]). Returns its index, or -1 if there is none.
+ */
+int64_t p2p_node_pick(const struct p2p_bitfield *have, const uint8_t *reqs, const uint16_t *avail,
+                      const struct p2p_bitfield *const *peer_bf, const bool *usable,
+                      size_t npeers);
+
+/* ---- serve.c ---- */
+/** Token bucket: returns how many of want bytes may go now (> 0) or 0 and a delay. */
+size_t p2p_node_rate_take(struct p2p_node_rate *r, uint64_t now_ms, size_t want,
+                          uint64_t *delay_ms);
+void p2p_node_serve_piece(struct p2p_httpd_req *req, void *ud);
+void p2p_node_serve_piece_v1(struct p2p_httpd_req *req, void *ud);
+void p2p_node_serve_file(struct p2p_httpd_req *req, void *ud);
+void p2p_node_serve_seed(struct p2p_httpd_req *req, void *ud);
+void p2p_node_serve_seeds(struct p2p_httpd_req *req, void *ud);
+
+/* ---- api.c ---- */
+void p2p_node_api_task_post(struct p2p_httpd_req *req, void *ud);
+void p2p_node_api_task_get(struct p2p_httpd_req *req, void *ud);
+void p2p_node_api_tasks(struct p2p_httpd_req *req, void *ud);
+void p2p_node_api_task_delete(struct p2p_httpd_req *req, void *ud);
+void p2p_node_api_scan(struct p2p_httpd_req *req, void *ud);
+void p2p_node_api_probe(struct p2p_httpd_req *req, void *ud);
+void p2p_node_api_metrics(struct p2p_httpd_req *req, void *ud);
+void p2p_node_api_healthz(struct p2p_httpd_req *req, void *ud);
+/** Records a finished response for /metrics. */
+void p2p_node_metrics_response(struct p2p_httpd_req *req, int status, void *ud);
+/** JSON view of a task (new reference, json_t * as void *). */
+void *p2p_node_task_json(const struct p2p_node_file *f);
+
+#endif

@@ -1,0 +1,227 @@
+/* Node serving: pieces (v2 and the original's /v1/pieceData), whole files with HEAD and Range,
+ * seeds; upload slots and token-bucket rate limits shared by every connection. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "node/node_int.h"
+
+#define RATE_MIN_CHUNK 16384
+
+size_t p2p_node_rate_take(struct p2p_node_rate *r, uint64_t now_ms, size_t want,
+                          uint64_t *delay_ms)
+{
+    if (!r->rate || want == 0)
+        return want;
+    if (r->last_ms == 0) {
+        r->last_ms = now_ms;
+        r->tokens = (double)RATE_MIN_CHUNK;
+    }
+    if (now_ms > r->last_ms) {
+        r->tokens += (double)(now_ms - r->last_ms) * (double)r->rate / 1000.0;
+        r->last_ms = now_ms;
+    }
+    /* a small burst keeps many connections smooth: nobody saves up more than ~50 ms */
+    double burst = (double)(r->rate / 20 > RATE_MIN_CHUNK ? r->rate / 20 : RATE_MIN_CHUNK);
+    if (r->tokens > burst)
+        r->tokens = burst;
+    double need = (double)(want < RATE_MIN_CHUNK ? want : RATE_MIN_CHUNK);
+    if (r->tokens < need) {
+        uint64_t d = (uint64_t)((need - r->tokens) * 1000.0 / (double)r->rate) + 1;
+        *delay_ms = d;
+        return 0;
+    }
+    size_t give = r->tokens < (double)want ? (size_t)r->tokens : want;
+    r->tokens -= (double)give;
+    return give;
+}
+
+static size_t up_pace(void *ud, size_t want, uint64_t *delay_ms)
+{
+    struct p2p_node *n = ud;
+    return p2p_node_rate_take(&n->up_rate, p2p_now_ms(), want, delay_ms);
+}
+
+struct upload {
+    struct p2p_node *n;
+    uint64_t len;
+};
+
+static void upload_done(void *ud, int status)
+{
+    struct upload *u = ud;
+    u->n->uploads--;
+    if (status == 0)
+        u->n->m.bytes_up += u->len;
+    free(u);
+}
+
+static bool held(const struct p2p_node_file *f)
+{
+    return f && f->in_store &&
+           (f->state == P2P_NODE_DOWNLOADING || f->state == P2P_NODE_SEEDING) && !f->closing;
+}
+
+static bool take_slot(struct p2p_node *n, struct p2p_httpd_req *req)
+{
+    if (n->stopping) {
+        p2p_httpd_add_header(req, "Retry-After", "1");
+        p2p_httpd_respond_error(req, 503, "E001", "node is stopping");
+        return false;
+    }
+    if (n->cfg.max_upload_slots && n->uploads >= n->cfg.max_upload_slots) {
+        p2p_httpd_add_header(req, "Retry-After", "1");
+        p2p_httpd_respond_error(req, 503, "E001", "all %u upload slots are busy", n->uploads);
+        return false;
+    }
+    return true;
+}
+
+static void send_range(struct p2p_node *n, struct p2p_httpd_req *req, int status,
+                       const char *path, uint64_t off, uint64_t len)
+{
+    struct upload *u = p2p_xcalloc(1, sizeof *u);
+    u->n = n;
+    u->len = p2p_httpd_is_head(req) ? 0 : len;
+    n->uploads++;
+    struct p2p_httpd_file file = {
+        .path = path,
+        .offset = off,
+        .length = len,
+        .content_type = "application/octet-stream",
+        .pace = n->up_rate.rate ? up_pace : NULL,
+        .pace_ud = n,
+        .done = upload_done,
+        .done_ud = u,
+    };
+    p2p_httpd_respond_file(req, status, &file);
+}
+
+static void send_piece(struct p2p_node *n, struct p2p_httpd_req *req, struct p2p_node_file *f,
+                       uint32_t i)
+{
+    if (!take_slot(n, req))
+        return;
+    uint64_t off = (uint64_t)i * f->seed.piece_length;
+    send_range(n, req, 200, f->data_path, off, p2p_seed_piece_len(&f->seed, i));
+}
+
+void p2p_node_serve_piece(struct p2p_httpd_req *req, void *ud)
+{
+    struct p2p_node *n = ud;
+    const char *ih = p2p_httpd_param(req, "infoHash");
+    const char *is = p2p_httpd_param(req, "index");
+    uint64_t i = 0;
+    struct p2p_node_file *f = ih ? p2p_node_find(n, ih) : NULL;
+    if (!is || p2p_parse_u64(is, strlen(is), &i) < 0) {
+        p2p_httpd_respond_error(req, 400, "E001", "bad piece index");
+        return;
+    }
+    if (!held(f) || i >= f->seed.npieces || !p2p_bitfield_get(&f->have, (uint32_t)i)) {
+        p2p_httpd_respond_error(req, 404, "E001", "piece not held");
+        return;
+    }
+    send_piece(n, req, f, (uint32_t)i);
+}
+
+void p2p_node_serve_piece_v1(struct p2p_httpd_req *req, void *ud)
+{
+    struct p2p_node *n = ud;
+    const char *id = p2p_httpd_query(req, "pieceID");
+    uint8_t want[20];
+    if (!id || strlen(id) != 40 || p2p_hex_decode(id, 20, want) < 0) {
+        p2p_httpd_respond_error(req, 400, "E001", "pieceID must be 40 hex digits (SHA-1)");
+        return;
+    }
+    for (struct p2p_node_file *f = n->files; f; f = f->next) {
+        if (!held(f) || f->seed.algo != P2P_HASH_SHA1)
+            continue;
+        for (uint32_t i = 0; i < f->seed.npieces; i++) {
+            if (memcmp(f->seed.pieces[i].digest, want, 20) == 0 &&
+                p2p_bitfield_get(&f->have, i)) {
+                send_piece(n, req, f, i);
+                return;
+            }
+        }
+    }
+    p2p_httpd_respond_error(req, 404, "E001", "piece not held");
+}
+
+void p2p_node_serve_file(struct p2p_httpd_req *req, void *ud)
+{
+    struct p2p_node *n = ud;
+    const char *ih = p2p_httpd_param(req, "infoHash");
+    struct p2p_node_file *f = ih ? p2p_node_find(n, ih) : NULL;
+    if (!held(f) || f->state != P2P_NODE_SEEDING) {
+        p2p_httpd_respond_error(req, 404, "E001", "file not held complete");
+        return;
+    }
+    uint64_t size = f->seed.length, off = 0, len = size;
+    const char *range = p2p_httpd_header(req, "Range");
+    int r = range ? p2p_httpd_parse_range(range, size, &off, &len) : 0;
+    p2p_httpd_add_header(req, "Accept-Ranges", "bytes");
+    p2p_httpd_add_headerf(req, "ETag", "\"%s\"", f->seed.info_hash);
+    const char *name = f->seed.file_name;
+    if (!strpbrk(name, "\"\\;%"))
+        p2p_httpd_add_headerf(req, "Content-Disposition", "attachment; filename=\"%s\"", name);
+    if (r < 0) {
+        p2p_httpd_add_headerf(req, "Content-Range", "bytes */%llu", (unsigned long long)size);
+        p2p_httpd_respond_error(req, 416, "E001", "range not satisfiable");
+        return;
+    }
+    if (r == 0) {
+        off = 0;
+        len = size;
+    }
+    if (r > 0)
+        p2p_httpd_add_headerf(req, "Content-Range", "bytes %llu-%llu/%llu",
+                              (unsigned long long)off, (unsigned long long)(off + len - 1),
+                              (unsigned long long)size);
+    if (len == 0) {
+        p2p_httpd_respond(req, 200, "application/octet-stream", NULL, 0);
+        return;
+    }
+    if (!take_slot(n, req))
+        return;
+    send_range(n, req, r > 0 ? 206 : 200, f->data_path, off, len);
+}
+
+void p2p_node_serve_seed(struct p2p_httpd_req *req, void *ud)
+{
+    struct p2p_node *n = ud;
+    const char *ih = p2p_httpd_param(req, "infoHash");
+    struct p2p_node_file *f = ih ? p2p_node_find(n, ih) : NULL;
+    if (!f || !f->in_store) {
+        p2p_httpd_respond_error(req, 404, "E001", "unknown infoHash");
+        return;
+    }
+    size_t len = 0;
+    char *text = p2p_seed_serialize(&f->seed, &len);
+    p2p_httpd_respond(req, 200, "application/json", text, len);
+    free(text);
+}
+
+void p2p_node_serve_seeds(struct p2p_httpd_req *req, void *ud)
+{
+    struct p2p_node *n = ud;
+    json_t *arr = json_array();
+    for (struct p2p_node_file *f = n->files; f; f = f->next) {
+        if (!held(f))
+            continue;
+        json_t *o = json_object();
+        json_object_set_new(o, "infoHash", json_string(f->seed.info_hash));
+        json_object_set_new(o, "fileName", json_string(f->seed.file_name));
+        json_object_set_new(o, "length", json_integer((json_int_t)f->seed.length));
+        json_object_set_new(o, "pieceLength", json_integer((json_int_t)f->seed.piece_length));
+        json_object_set_new(o, "pieceCount", json_integer(f->seed.npieces));
+        json_object_set_new(o, "hashAlgo", json_string(p2p_hash_name(f->seed.algo)));
+        json_object_set_new(o, "state", json_string(p2p_node_state_name(f->state)));
+        json_object_set_new(o, "seedUrl",
+                            json_sprintf("/v2/seed/%s", f->seed.info_hash));
+        json_array_append_new(arr, o);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "seeds", arr);
+    p2p_httpd_respond_json(req, 200, o);
+}

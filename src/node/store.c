@@ -1,0 +1,858 @@
+/* Node storage: the download_dir/complete_dir layout (data, .seed, .bitfield, .ok), task
+ * creation, resume, scan and finishing. Every file operation runs on the libuv thread pool. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fsx.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "node/node_int.h"
+
+struct p2p_node_file *p2p_node_find(struct p2p_node *n, const char *info_hash)
+{
+    for (struct p2p_node_file *f = n->files; f; f = f->next)
+        if (strcmp(f->seed.info_hash, info_hash) == 0)
+            return f;
+    return NULL;
+}
+
+struct p2p_node_file *p2p_node_find_name(struct p2p_node *n, const char *name)
+{
+    for (struct p2p_node_file *f = n->files; f; f = f->next)
+        if (strcmp(f->seed.file_name, name) == 0)
+            return f;
+    return NULL;
+}
+
+static char *join_ext(const char *dir, const char *name, const char *ext)
+{
+    char *base = p2p_xasprintf("%s%s", name, ext);
+    char *p = p2p_path_join(dir, base);
+    free(base);
+    return p;
+}
+
+struct p2p_node_file *p2p_node_file_new(struct p2p_node *n, struct p2p_seed *seed)
+{
+    const char *name = seed->file_name;
+    if (!name || !p2p_name_is_safe(name, strlen(name), NULL) || strlen(name) > P2P_NAME_MAX - 10)
+        return NULL;
+    struct p2p_node_file *f = p2p_xcalloc(1, sizeof *f);
+    f->node = n;
+    f->seed = *seed;
+    memset(seed, 0, sizeof *seed);
+    f->fd = -1;
+    f->dl_data = p2p_path_join(n->download_dir, name);
+    f->dl_seed = join_ext(n->download_dir, name, ".seed");
+    f->dl_bf = join_ext(n->download_dir, name, ".bitfield");
+    f->cp_data = p2p_path_join(n->complete_dir, name);
+    f->cp_seed = join_ext(n->complete_dir, name, ".seed");
+    f->cp_ok = join_ext(n->complete_dir, name, ".ok");
+    f->data_path = p2p_xstrdup(f->dl_data);
+    f->created_ms = p2p_now_ms();
+    p2p_bitfield_init(&f->have, f->seed.npieces);
+    p2p_bitfield_init(&f->got, f->seed.npieces);
+    return f;
+}
+
+void p2p_node_file_free(struct p2p_node_file *f)
+{
+    if (!f)
+        return;
+    p2p_node_download_stop(f);
+    for (size_t i = 0; i < f->npeers; i++)
+        p2p_node_peer_free(f->peers[i]);
+    free(f->peers);
+    free(f->avail);
+    free(f->reqs);
+    for (size_t i = 0; i < f->nann; i++)
+        free(f->ann[i].have);
+    free(f->ann);
+    p2p_bitfield_cleanup(&f->have);
+    p2p_bitfield_cleanup(&f->got);
+    p2p_seed_cleanup(&f->seed);
+    free(f->error);
+    free(f->data_path);
+    free(f->dl_data);
+    free(f->dl_seed);
+    free(f->dl_bf);
+    free(f->cp_data);
+    free(f->cp_seed);
+    free(f->cp_ok);
+    free(f);
+}
+
+void p2p_node_register(struct p2p_node *n, struct p2p_node_file *f)
+{
+    f->state = P2P_NODE_PENDING;
+    f->in_store = true;
+    /* append, so listings keep creation order */
+    struct p2p_node_file **pp = &n->files;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = f;
+    if (!f->ann) {
+        f->nann = f->seed.ntrackers;
+        f->ann = p2p_xcalloc(f->nann ? f->nann : 1, sizeof *f->ann);
+        for (size_t i = 0; i < f->nann; i++)
+            f->ann[i].t = p2p_node_tracker_get(n, f->seed.trackers[i]);
+    }
+}
+
+void p2p_node_unregister(struct p2p_node *n, struct p2p_node_file *f)
+{
+    for (struct p2p_node_file **pp = &n->files; *pp; pp = &(*pp)->next) {
+        if (*pp == f) {
+            *pp = f->next;
+            break;
+        }
+    }
+    f->in_store = false;
+    p2p_node_file_free(f);
+}
+
+static void set_error(struct p2p_node_file *f, const char *msg)
+{
+    free(f->error);
+    f->error = msg ? p2p_xstrdup(msg) : NULL;
+}
+
+static bool path_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* Reads and parses a seed file (pool thread). Returns 0 or -1 with err. */
+static int read_seed(const char *path, struct p2p_seed *out, char *err, size_t errlen)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = p2p_read_file(path, P2P_SEED_MAX_BYTES, &buf, &len);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+        return -1;
+    }
+    rc = p2p_seed_parse(buf, len, out, err, errlen);
+    free(buf);
+    return rc < 0 ? -1 : 0;
+}
+
+/* ---- create / resume ---- */
+
+struct create_job {
+    struct p2p_node_file *f;
+    p2p_node_create_cb cb;
+    void *ud;
+    int rc;
+    bool complete;
+    uint8_t *bits;     /* bitfield loaded for a resume, or NULL */
+    uint32_t rechecked_bad; /* claimed pieces that failed the resume re-hash */
+    int fd;
+    char err[512];
+};
+
+static int load_bits(const char *path, uint32_t nbits, uint8_t **out)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    size_t want = P2P_BITFIELD_BYTES(nbits);
+    if (p2p_read_file(path, want + 1, &buf, &len) < 0)
+        return -1;
+    struct p2p_bitfield bf;
+    p2p_bitfield_init(&bf, nbits);
+    int rc = p2p_bitfield_load(&bf, (const uint8_t *)buf, len);
+    free(buf);
+    if (rc < 0) {
+        p2p_bitfield_cleanup(&bf);
+        return -1;
+    }
+    *out = bf.bits;
+    return 0;
+}
+
+/* Resume check (pool thread): clears the bits of claimed pieces whose data does not match,
+ * e.g. after a power loss. Returns how many were cleared. */
+static uint32_t recheck_bits(const struct p2p_seed *s, int fd, uint8_t *bits)
+{
+    struct p2p_bitfield bf = {.bits = bits, .nbits = s->npieces};
+    uint8_t *buf = p2p_xmalloc(s->piece_length ? s->piece_length : 1);
+    uint32_t bad = 0;
+    for (uint32_t i = 0; i < s->npieces; i++) {
+        if (!p2p_bitfield_get(&bf, i))
+            continue;
+        uint64_t len = p2p_seed_piece_len(s, i), got = 0;
+        while (got < len) {
+            ssize_t r = pread(fd, buf + got, len - got, (off_t)(i * s->piece_length + got));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            got += (uint64_t)r;
+        }
+        if (got != len || !p2p_seed_verify_piece(s, i, buf, len)) {
+            bits[i >> 3] &= (uint8_t) ~(0x80u >> (i & 7));
+            bad++;
+        }
+    }
+    free(buf);
+    return bad;
+}
+
+static void create_work(void *arg)
+{
+    struct create_job *j = arg;
+    struct p2p_node_file *f = j->f;
+    const struct p2p_seed *s = &f->seed;
+    struct p2p_seed other = {0};
+    char perr[256];
+    j->fd = -1;
+
+    if (path_exists(f->cp_ok)) {
+        struct stat st;
+        if (read_seed(f->cp_seed, &other, perr, sizeof perr) == 0 &&
+            strcmp(other.info_hash, s->info_hash) == 0 && stat(f->cp_data, &st) == 0 &&
+            (uint64_t)st.st_size == s->length) {
+            j->complete = true;
+            goto out;
+        }
+        j->rc = -EEXIST;
+        snprintf(j->err, sizeof j->err, "a different complete file named '%s' exists",
+                 s->file_name);
+        goto out;
+    }
+    bool have_seed = path_exists(f->dl_seed);
+    if (have_seed) {
+        if (read_seed(f->dl_seed, &other, perr, sizeof perr) < 0 ||
+            strcmp(other.info_hash, s->info_hash) != 0) {
+            j->rc = -EEXIST;
+            snprintf(j->err, sizeof j->err, "a different download named '%s' exists",
+                     s->file_name);
+            goto out;
+        }
+        if (load_bits(f->dl_bf, s->npieces, &j->bits) < 0)
+            j->bits = NULL; /* no or bad bitfield: start over, data is re-verified by hash */
+    } else {
+        if (path_exists(f->dl_data)) {
+            j->rc = -EEXIST;
+            snprintf(j->err, sizeof j->err, "a file named '%s' already exists", s->file_name);
+            goto out;
+        }
+        size_t len = 0;
+        char *text = p2p_seed_serialize(s, &len);
+        int rc = p2p_atomic_write(f->dl_seed, text, len);
+        free(text);
+        if (rc < 0) {
+            j->rc = rc;
+            snprintf(j->err, sizeof j->err, "writing %s: %s", f->dl_seed, strerror(-rc));
+            goto out;
+        }
+    }
+    int fd = open(f->dl_data, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        j->rc = -errno;
+        snprintf(j->err, sizeof j->err, "opening %s: %s", f->dl_data, strerror(errno));
+        goto out;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != s->length) {
+        /* sparse allocation: the size is set, blocks come as pieces are written */
+        if (ftruncate(fd, (off_t)s->length) < 0) {
+            j->rc = -errno;
+            snprintf(j->err, sizeof j->err, "sizing %s: %s", f->dl_data, strerror(errno));
+            close(fd);
+            goto out;
+        }
+    }
+    if (!j->bits) {
+        size_t nb = P2P_BITFIELD_BYTES(s->npieces);
+        uint8_t *zero = p2p_xcalloc(nb ? nb : 1, 1);
+        int rc = p2p_atomic_write(f->dl_bf, zero, nb);
+        free(zero);
+        if (rc < 0) {
+            j->rc = rc;
+            snprintf(j->err, sizeof j->err, "writing %s: %s", f->dl_bf, strerror(-rc));
+            close(fd);
+            goto out;
+        }
+    }
+    if (j->bits)
+        j->rechecked_bad = recheck_bits(s, fd, j->bits);
+    j->fd = fd;
+out:
+    p2p_seed_cleanup(&other);
+}
+
+static void create_after(void *arg)
+{
+    struct create_job *j = arg;
+    struct p2p_node_file *f = j->f;
+    f->busy--;
+    if (j->rc == 0 && f->state == P2P_NODE_CANCELED) {
+        f->fd = j->fd; /* deleted while its files were prepared: closed (and removed) below */
+    } else if (j->rc == 0) {
+        if (j->complete) {
+            f->state = P2P_NODE_SEEDING;
+            free(f->data_path);
+            f->data_path = p2p_xstrdup(f->cp_data);
+            p2p_bitfield_set_all(&f->have);
+            p2p_bitfield_set_all(&f->got);
+            f->bytes_done = f->seed.length;
+            p2p_info("%s: already complete (%s)", f->seed.file_name, f->seed.info_hash);
+        } else {
+            f->fd = j->fd;
+            if (j->bits) {
+                p2p_bitfield_load(&f->have, j->bits, P2P_BITFIELD_BYTES(f->seed.npieces));
+                p2p_bitfield_load(&f->got, j->bits, P2P_BITFIELD_BYTES(f->seed.npieces));
+            }
+            f->bytes_done = 0;
+            for (uint32_t i = 0; i < f->seed.npieces; i++)
+                if (p2p_bitfield_get(&f->have, i))
+                    f->bytes_done += p2p_seed_piece_len(&f->seed, i);
+            f->state = P2P_NODE_DOWNLOADING;
+            if (j->rechecked_bad) {
+                p2p_warn("%s: %u pieces of the bitfield did not match their hash: refetching",
+                         f->seed.file_name, j->rechecked_bad);
+                f->bf_dirty = true;
+            }
+            p2p_info("%s: %s, %u/%u pieces held", f->seed.file_name,
+                     j->bits ? "resuming" : "downloading", f->have.count, f->seed.npieces);
+        }
+        set_error(f, NULL);
+    }
+    p2p_node_create_cb cb = j->cb;
+    void *ud = j->ud;
+    int rc = j->rc;
+    char err[sizeof j->err];
+    memcpy(err, j->err, sizeof err);
+    free(j->bits);
+    free(j);
+    struct p2p_node *n = f->node;
+    if (rc == 0 && (f->closing || n->stopping || f->state == P2P_NODE_CANCELED)) {
+        /* cancelled or stopping while the files were prepared */
+        p2p_node_store_idle(f);
+    } else if (rc == 0) {
+        p2p_node_announce_full(f);
+        if (f->state == P2P_NODE_DOWNLOADING)
+            p2p_node_download_start(f);
+        p2p_node_store_idle(f);
+    }
+    if (cb) {
+        cb(f, rc, err, ud);
+    } else if (rc < 0) {
+        p2p_warn("%s: cannot resume: %s", f->seed.file_name, err);
+        p2p_node_unregister(n, f);
+    }
+    if (n->stopping)
+        p2p_node_stop_check(n);
+}
+
+void p2p_node_store_create(struct p2p_node_file *f, p2p_node_create_cb cb, void *ud)
+{
+    struct create_job *j = p2p_xcalloc(1, sizeof *j);
+    j->f = f;
+    j->cb = cb;
+    j->ud = ud;
+    f->state = P2P_NODE_PENDING;
+    f->busy++;
+    p2p_node_job(f->node, create_work, create_after, j);
+}
+
+/* ---- piece bookkeeping and bitfield saves ---- */
+
+void p2p_node_store_piece_done(struct p2p_node_file *f, uint32_t index)
+{
+    if (!p2p_bitfield_set(&f->got, index))
+        return;
+    f->speed_bytes += p2p_seed_piece_len(&f->seed, index);
+    f->bf_dirty = true;
+    f->node->m.pieces_verified++;
+    p2p_node_store_save(f);
+}
+
+struct save_job {
+    struct p2p_node_file *f;
+    uint8_t *bits;
+    size_t len;
+    int rc;
+};
+
+static void save_work(void *arg)
+{
+    struct save_job *j = arg;
+    /* The pieces were pwrite()n before this snapshot was taken, so after a crash or kill -9 the
+     * page cache holds them and the bitfield never claims a piece that is not in the file. The
+     * data is not fdatasync()ed here (that halved download throughput); a power loss can leave
+     * claimed pieces unwritten, so a resume re-hashes every claimed piece (recheck_bits). */
+    j->rc = p2p_atomic_write(j->f->dl_bf, j->bits, j->len);
+}
+
+static void save_after(void *arg)
+{
+    struct save_job *j = arg;
+    struct p2p_node_file *f = j->f;
+    f->bf_saving = false;
+    f->busy--;
+    if (j->rc < 0) {
+        p2p_warn("%s: saving bitfield: %s", f->seed.file_name, strerror(-j->rc));
+        f->bf_dirty = true; /* the tick retries */
+        f->bf_next_ms = p2p_now_ms() + P2P_NODE_SAVE_MS;
+    } else {
+        /* now durable: served, counted and reported */
+        for (uint32_t b = 0; b < j->len; b++) {
+            uint8_t fresh = j->bits[b] & (uint8_t)~f->have.bits[b];
+            for (uint32_t i = b * 8; fresh && i < b * 8 + 8; i++) {
+                if (!(fresh & (0x80u >> (i & 7))))
+                    continue;
+                p2p_bitfield_set(&f->have, i);
+                f->bytes_done += p2p_seed_piece_len(&f->seed, i);
+                if (f->state == P2P_NODE_DOWNLOADING)
+                    p2p_node_announce_have(f, i);
+            }
+        }
+        if (f->bf_dirty && !f->remove_on_close)
+            p2p_node_store_save(f);
+    }
+    free(j->bits);
+    free(j);
+    p2p_node_store_idle(f);
+    if (f->node->stopping)
+        p2p_node_stop_check(f->node);
+}
+
+void p2p_node_store_save(struct p2p_node_file *f)
+{
+    if (!f->bf_dirty || f->bf_saving || f->fd < 0 || f->finishing)
+        return;
+    struct save_job *j = p2p_xcalloc(1, sizeof *j);
+    j->f = f;
+    j->len = P2P_BITFIELD_BYTES(f->got.nbits);
+    j->bits = p2p_xmalloc(j->len ? j->len : 1);
+    memcpy(j->bits, f->got.bits, j->len);
+    f->bf_dirty = false;
+    f->bf_saving = true;
+    f->busy++;
+    p2p_node_job(f->node, save_work, save_after, j);
+}
+
+/* ---- finishing: fsync, move to complete_dir, .seed, .ok ---- */
+
+struct finish_job {
+    struct p2p_node_file *f;
+    int fd;
+    int rc;
+    char err[512];
+};
+
+static int copy_file(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -errno;
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = 0;
+    if (out < 0) {
+        rc = -errno;
+        close(in);
+        return rc;
+    }
+    char *buf = p2p_xmalloc(1 << 20);
+    for (;;) {
+        ssize_t r = read(in, buf, 1 << 20);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = -errno;
+            break;
+        }
+        if (r == 0)
+            break;
+        for (ssize_t o = 0; o < r;) {
+            ssize_t w = write(out, buf + o, (size_t)(r - o));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                rc = -errno;
+                goto out;
+            }
+            o += w;
+        }
+    }
+out:
+    free(buf);
+    if (rc == 0 && fsync(out) < 0)
+        rc = -errno;
+    close(out);
+    close(in);
+    if (rc == 0)
+        unlink(from);
+    else
+        unlink(to);
+    return rc;
+}
+
+static void finish_work(void *arg)
+{
+    struct finish_job *j = arg;
+    struct p2p_node_file *f = j->f;
+    if (fsync(j->fd) < 0) {
+        j->rc = -errno;
+        snprintf(j->err, sizeof j->err, "fsync %s: %s", f->dl_data, strerror(errno));
+        close(j->fd);
+        return;
+    }
+    close(j->fd);
+    bool moved = strcmp(f->dl_data, f->cp_data) != 0;
+    if (moved) {
+        int rc = p2p_mkdirs(f->node->complete_dir);
+        if (rc == 0 && path_exists(f->cp_data))
+            rc = -EEXIST;
+        if (rc == 0 && rename(f->dl_data, f->cp_data) < 0)
+            rc = errno == EXDEV ? copy_file(f->dl_data, f->cp_data) : -errno;
+        if (rc < 0) {
+            j->rc = rc;
+            snprintf(j->err, sizeof j->err, "moving to %s: %s", f->cp_data, strerror(-rc));
+            return;
+        }
+        size_t len = 0;
+        char *text = p2p_seed_serialize(&f->seed, &len);
+        rc = p2p_atomic_write(f->cp_seed, text, len);
+        free(text);
+        if (rc < 0) {
+            j->rc = rc;
+            snprintf(j->err, sizeof j->err, "writing %s: %s", f->cp_seed, strerror(-rc));
+            return;
+        }
+    }
+    int rc = p2p_atomic_write(f->cp_ok, "", 0);
+    if (rc < 0) {
+        j->rc = rc;
+        snprintf(j->err, sizeof j->err, "writing %s: %s", f->cp_ok, strerror(-rc));
+        return;
+    }
+    unlink(f->dl_bf);
+    if (moved)
+        unlink(f->dl_seed);
+}
+
+static void finish_after(void *arg)
+{
+    struct finish_job *j = arg;
+    struct p2p_node_file *f = j->f;
+    f->busy--;
+    f->finishing = false;
+    f->fd = -1;
+    if (j->rc < 0) {
+        f->state = P2P_NODE_FAILED;
+        set_error(f, j->err);
+        p2p_error("%s: %s", f->seed.file_name, j->err);
+    } else {
+        f->state = P2P_NODE_SEEDING;
+        free(f->data_path);
+        f->data_path = p2p_xstrdup(f->cp_data);
+        p2p_info("%s: complete, %llu bytes verified, seeding", f->seed.file_name,
+                 (unsigned long long)f->seed.length);
+        p2p_node_announce_full(f);
+    }
+    free(j);
+    if (f->node->stopping)
+        p2p_node_stop_check(f->node);
+}
+
+static void start_finish(struct p2p_node_file *f)
+{
+    struct finish_job *j = p2p_xcalloc(1, sizeof *j);
+    j->f = f;
+    j->fd = f->fd;
+    f->finishing = true;
+    f->bf_dirty = false;
+    f->busy++;
+    p2p_info("%s: all %u pieces held; syncing and moving to complete_dir", f->seed.file_name,
+             f->seed.npieces);
+    p2p_node_download_stop(f);
+    p2p_node_job(f->node, finish_work, finish_after, j);
+}
+
+/* ---- closing (cancel / stop) ---- */
+
+struct close_job {
+    struct p2p_node_file *f;
+    int fd;
+    bool remove;
+};
+
+static void close_work(void *arg)
+{
+    struct close_job *j = arg;
+    if (j->fd >= 0) {
+        fdatasync(j->fd);
+        close(j->fd);
+    }
+    if (j->remove) {
+        unlink(j->f->dl_data);
+        unlink(j->f->dl_bf);
+        unlink(j->f->dl_seed);
+    }
+}
+
+static void close_after(void *arg)
+{
+    struct close_job *j = arg;
+    struct p2p_node *n = j->f->node;
+    j->f->busy--;
+    free(j);
+    if (n->stopping)
+        p2p_node_stop_check(n);
+}
+
+void p2p_node_store_close(struct p2p_node_file *f, bool remove_files)
+{
+    p2p_node_download_stop(f);
+    f->closing = true;
+    if (remove_files) {
+        f->remove_on_close = true;
+        f->bf_dirty = false;
+    }
+    p2p_node_store_idle(f);
+}
+
+void p2p_node_store_idle(struct p2p_node_file *f)
+{
+    if (f->busy)
+        return;
+    if (f->closing) {
+        if (f->finishing)
+            return;
+        if (f->bf_dirty && f->fd >= 0 && !f->remove_on_close) {
+            p2p_node_store_save(f); /* verified pieces are kept across a stop */
+            return;
+        }
+        f->closing = false;
+        bool remove = f->remove_on_close && f->state != P2P_NODE_SEEDING;
+        f->remove_on_close = false;
+        if (f->fd < 0 && !remove)
+            return;
+        struct close_job *j = p2p_xcalloc(1, sizeof *j);
+        j->f = f;
+        j->fd = f->fd;
+        j->remove = remove;
+        f->fd = -1;
+        f->busy++;
+        p2p_node_job(f->node, close_work, close_after, j);
+        return;
+    }
+    if (f->state == P2P_NODE_DOWNLOADING && p2p_bitfield_full(&f->have) && !f->finishing &&
+        f->fd >= 0 && !f->node->stopping)
+        start_finish(f);
+}
+
+void p2p_node_store_tick(struct p2p_node *n, uint64_t now)
+{
+    for (struct p2p_node_file *f = n->files; f; f = f->next) {
+        if (f->bf_dirty && !f->bf_saving && now >= f->bf_next_ms) {
+            f->bf_next_ms = now + P2P_NODE_SAVE_MS;
+            p2p_node_store_save(f);
+        }
+    }
+}
+
+int p2p_node_adopt_complete(struct p2p_node *n, const struct p2p_seed *seed)
+{
+    if (p2p_node_find(n, seed->info_hash))
+        return 0;
+    if (p2p_node_find_name(n, seed->file_name))
+        return -EEXIST;
+    json_t *j = p2p_seed_to_json(seed);
+    struct p2p_seed copy = {0};
+    char err[256];
+    int rc = p2p_seed_from_json(j, &copy, err, sizeof err);
+    json_decref(j);
+    struct p2p_node_file *f = rc == 0 ? p2p_node_file_new(n, &copy) : NULL;
+    p2p_seed_cleanup(&copy);
+    if (!f)
+        return -EINVAL;
+    p2p_node_register(n, f);
+    f->state = P2P_NODE_SEEDING;
+    free(f->data_path);
+    f->data_path = p2p_xstrdup(f->cp_data);
+    p2p_bitfield_set_all(&f->have);
+    p2p_bitfield_set_all(&f->got);
+    f->bytes_done = f->seed.length;
+    p2p_info("seeding %s (%s)", f->seed.file_name, f->seed.info_hash);
+    p2p_node_announce_full(f);
+    return 0;
+}
+
+/* ---- scan ---- */
+
+struct scan_item {
+    struct p2p_seed seed;
+    bool complete;
+    struct scan_item *next;
+};
+
+struct scan_job {
+    struct p2p_node *n;
+    bool full;
+    struct scan_item *items;
+    void (*done)(struct p2p_node *, int, void *);
+    void *ud;
+};
+
+static bool has_suffix(const char *s, const char *suf, size_t *baselen)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    if (a <= b || strcmp(s + a - b, suf) != 0)
+        return false;
+    *baselen = a - b;
+    return true;
+}
+
+static bool verify_full(const struct p2p_seed *s, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = true;
+    uint8_t *buf = p2p_xmalloc(s->piece_length ? s->piece_length : 1);
+    for (uint32_t i = 0; i < s->npieces && ok; i++) {
+        uint64_t len = p2p_seed_piece_len(s, i), got = 0;
+        while (got < len) {
+            ssize_t r = pread(fd, buf + got, len - got, (off_t)(i * s->piece_length + got));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            got += (uint64_t)r;
+        }
+        ok = got == len && p2p_seed_verify_piece(s, i, buf, len);
+    }
+    free(buf);
+    close(fd);
+    return ok;
+}
+
+static void scan_dir(struct scan_job *j, const char *dir, bool complete)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char err[256];
+    while ((e = readdir(d))) {
+        size_t bl;
+        if (!has_suffix(e->d_name, complete ? ".ok" : ".seed", &bl))
+            continue;
+        char *base = p2p_xstrndup(e->d_name, bl);
+        char *okp = NULL, *seedp = NULL, *datap = NULL;
+        if (!p2p_name_is_safe(base, bl, NULL))
+            goto next;
+        okp = p2p_xasprintf("%s/%s.ok", dir, base);
+        seedp = p2p_xasprintf("%s/%s.seed", dir, base);
+        datap = p2p_xasprintf("%s/%s", dir, base);
+        if (!complete && path_exists(okp))
+            goto next; /* complete in this directory: taken by the complete pass */
+        struct scan_item *it = p2p_xcalloc(1, sizeof *it);
+        if (read_seed(seedp, &it->seed, err, sizeof err) < 0 ||
+            strcmp(it->seed.file_name, base) != 0) {
+            p2p_warn("scan: skipping %s: %s", seedp,
+                     it->seed.file_name ? "fileName does not match the file" : err);
+            p2p_seed_cleanup(&it->seed);
+            free(it);
+            goto next;
+        }
+        if (complete) {
+            struct stat st;
+            if (stat(datap, &st) < 0 || !S_ISREG(st.st_mode) ||
+                (uint64_t)st.st_size != it->seed.length) {
+                p2p_warn("scan: skipping %s: missing or wrong size", datap);
+                p2p_seed_cleanup(&it->seed);
+                free(it);
+                goto next;
+            }
+            if (j->full && !verify_full(&it->seed, datap)) {
+                p2p_warn("scan: skipping %s: content does not match its seed", datap);
+                p2p_seed_cleanup(&it->seed);
+                free(it);
+                goto next;
+            }
+        }
+        it->complete = complete;
+        it->next = j->items;
+        j->items = it;
+    next:
+        free(base);
+        free(okp);
+        free(seedp);
+        free(datap);
+    }
+    closedir(d);
+}
+
+static void scan_work(void *arg)
+{
+    struct scan_job *j = arg;
+    scan_dir(j, j->n->complete_dir, true);
+    scan_dir(j, j->n->download_dir, false);
+}
+
+static void scan_after(void *arg)
+{
+    struct scan_job *j = arg;
+    struct p2p_node *n = j->n;
+    int added = 0;
+    n->scanning = false;
+    for (struct scan_item *it = j->items, *next; it; it = next) {
+        next = it->next;
+        struct p2p_node_file *f = p2p_node_find(n, it->seed.info_hash);
+        if (f && f->busy == 0 && f->fd < 0 && !f->closing &&
+            (f->state == P2P_NODE_CANCELED || f->state == P2P_NODE_FAILED))
+            p2p_node_unregister(n, f); /* a cancelled file found again: register it anew */
+        f = NULL;
+        if (!n->stopping && !p2p_node_find(n, it->seed.info_hash) &&
+            !p2p_node_find_name(n, it->seed.file_name))
+            f = p2p_node_file_new(n, &it->seed);
+        if (f) {
+            p2p_node_register(n, f);
+            added++;
+            if (it->complete) {
+                f->state = P2P_NODE_SEEDING;
+                free(f->data_path);
+                f->data_path = p2p_xstrdup(f->cp_data);
+                p2p_bitfield_set_all(&f->have);
+                p2p_bitfield_set_all(&f->got);
+                f->bytes_done = f->seed.length;
+                p2p_info("scan: seeding %s (%s)", f->seed.file_name, f->seed.info_hash);
+                p2p_node_announce_full(f);
+            } else {
+                p2p_node_store_create(f, NULL, NULL);
+            }
+        }
+        p2p_seed_cleanup(&it->seed);
+        free(it);
+    }
+    if (j->done)
+        j->done(n, added, j->ud);
+    free(j);
+    if (n->stopping)
+        p2p_node_stop_check(n);
+}
+
+void p2p_node_store_scan(struct p2p_node *n, void (*done)(struct p2p_node *, int, void *),
+                         void *ud)
+{
+    struct scan_job *j = p2p_xcalloc(1, sizeof *j);
+    j->n = n;
+    j->full = n->cfg.verify_on_scan && strcmp(n->cfg.verify_on_scan, "full") == 0;
+    j->done = done;
+    j->ud = ud;
+    n->scanning = true;
+    p2p_node_job(n, scan_work, scan_after, j);
+}
