@@ -12,6 +12,8 @@
 #define P2P_SEED_MAX_PIECE (64u << 20)
 #define P2P_SEED_MAX_TRACKERS 16
 #define P2P_SEED_MAX_DIGEST 32
+#define P2P_SEED_MAX_LENGTH (1ull << 50)    /* 1 PiB: larger "length" values are rejected */
+#define P2P_SEED_MAX_TRACKER_LEN 261        /* "[" 253-byte host "]:" 5-digit port */
 
 enum p2p_hash_algo { P2P_HASH_SHA1 = 1, P2P_HASH_SHA256 = 2 };
 
@@ -37,6 +39,14 @@ struct p2p_seed {
 /** Digest length of algo (20 or 32) and its name ("sha1", "sha256"). */
 size_t p2p_hash_len(enum p2p_hash_algo algo);
 const char *p2p_hash_name(enum p2p_hash_algo algo);
+
+/**
+ * Checks that addr is a tracker address as seeds carry it: "host:port" or "[v6]:port", host of
+ * letters, digits, '.', '-', '_' (or an IPv6 literal in brackets), port 1..65535, no scheme,
+ * path or whitespace, at most P2P_SEED_MAX_TRACKER_LEN bytes. Returns 0, or -1 with a static
+ * reason in *why (if why is non-NULL).
+ */
+int p2p_seed_check_tracker(const char *addr, const char **why);
 
 /** Length of piece i (the last one may be short). */
 uint64_t p2p_seed_piece_len(const struct p2p_seed *s, uint32_t i);
