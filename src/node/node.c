@@ -12,6 +12,7 @@
 #include "common/util.h"
 #include "node/node.h"
 #include "node/node_int.h"
+#include "node/tus.h"
 
 const char *p2p_node_state_name(enum p2p_node_state s)
 {
@@ -241,6 +242,7 @@ static void finish_stop(struct p2p_node *n)
     uv_timer_stop(&n->tick);
     p2p_loop_signals_close();
     struct p2p_httpc *c = n->httpc;
+    p2p_node_calls_cancel(n); /* stop reports still in flight: freed, not leaked */
     if (c)
         p2p_httpc_shutdown(c, httpc_closed, n);
     else
@@ -251,7 +253,7 @@ void p2p_node_stop_check(struct p2p_node *n)
 {
     if (!n->stopping || n->stop_done)
         return;
-    if (n->jobs > 0 || n->calls > 0 || n->httpd)
+    if (n->jobs > 0 || n->calls > 0 || n->httpd || n->tus_stopping)
         return;
     finish_stop(n);
 }
@@ -280,6 +282,52 @@ static void httpd_closed(void *ud)
     p2p_node_stop_check(n);
 }
 
+static void tus_finished(void *ud, const struct p2p_seed *seed, const char *data_path)
+{
+    struct p2p_node *n = ud;
+    int rc = p2p_node_adopt_complete(n, seed);
+    if (rc < 0)
+        p2p_warn("tus: cannot seed %s (%s): %s", data_path, seed->info_hash, strerror(-rc));
+}
+
+static void tus_stopped(void *ud)
+{
+    struct p2p_node *n = ud;
+    n->tus_stopping = false;
+    p2p_node_stop_check(n);
+}
+
+/* TUS ingest (issue 5): created before the HTTP server; its routes fill the reserved entries. */
+static void tus_setup(struct p2p_node *n)
+{
+    if (!n->cfg.tus.enabled)
+        return;
+    char *dir = n->cfg.tus.dir && *n->cfg.tus.dir ? p2p_xstrdup(n->cfg.tus.dir)
+                                                   : p2p_xasprintf("%s/.tus", n->download_dir);
+    struct p2p_tus_opts o = {
+        .cfg = &n->cfg.tus,
+        .dir = dir,
+        .complete_dir = n->complete_dir,
+        .trackers = (const char *const *)n->cfg.trackers.v,
+        .ntrackers = n->cfg.trackers.n,
+        .auth_token = n->cfg.auth_token,
+        .httpc = n->httpc,
+        .on_finished = tus_finished,
+        .ud = n,
+    };
+    char err[256];
+    n->tus = p2p_tus_new(n->loop, &o, err, sizeof err);
+    free(dir);
+    if (!n->tus) {
+        p2p_warn("TUS ingest disabled: %s", err);
+        return;
+    }
+    struct p2p_httpd_route *r = n->routes;
+    while (r->path)
+        r++;
+    p2p_tus_routes(n->tus, r, 2);
+}
+
 static void on_stop(void *ud)
 {
     struct p2p_node *n = ud;
@@ -287,6 +335,8 @@ static void on_stop(void *ud)
         return;
     p2p_info("stopping: saving bitfields, telling trackers");
     n->stopping = true;
+    atomic_store(&n->abandon, true); /* long hashing/copy loops on the pool give up */
+    p2p_node_calls_cancel(n);        /* heartbeats, reports, peer lists, seed fetches (503) */
     for (struct p2p_node_file *f = n->files; f; f = f->next) {
         bool active = f->state == P2P_NODE_DOWNLOADING || f->state == P2P_NODE_SEEDING;
         if (active)
@@ -297,6 +347,10 @@ static void on_stop(void *ud)
     }
     uv_timer_stop(&n->tick);
     uv_timer_start(&n->tick, stop_deadline, P2P_NODE_STOP_GRACE_MS, 0);
+    if (n->tus) {
+        n->tus_stopping = true;
+        p2p_tus_shutdown(n->tus, tus_stopped, n);
+    }
     if (n->httpd)
         p2p_httpd_shutdown(n->httpd, 1000, httpd_closed, n);
     p2p_node_stop_check(n);
@@ -347,7 +401,7 @@ int p2p_node_main(int argc, char **argv)
     if (p2p_node_cfg_load(&n->cfg, cfg_path, &used, err, sizeof err) < 0) {
         fprintf(stderr, "p2p-sharer node: %s\n", err);
         free(n);
-        return 2;
+        return 1; /* a bad config is 1 (as for the tracker); 2 is for usage errors */
     }
     enum p2p_log_level level = P2P_LOG_INFO;
     enum p2p_log_format format = P2P_LOG_TEXT;
@@ -383,6 +437,7 @@ int p2p_node_main(int argc, char **argv)
     uv_loop_init(n->loop);
     n->httpc = p2p_httpc_new(n->loop);
     n->routes = build_routes(n);
+    tus_setup(n);
     struct p2p_httpd_opts hopts = {
         .on_response = p2p_node_metrics_response,
         .on_response_ud = n,
@@ -404,6 +459,11 @@ int p2p_node_main(int argc, char **argv)
     }
     int port = p2p_httpd_port(n->httpd);
     n->advertise = advertise_addr(n, listen, port);
+    if (n->tus) {
+        char *pub = p2p_xasprintf("http://%s", n->advertise);
+        p2p_tus_set_public_url(n->tus, pub);
+        free(pub);
+    }
     {
         char *host = listen_host(listen);
         char *shown = host_port(is_wildcard(host) ? "127.0.0.1" : host, port);
@@ -439,7 +499,10 @@ out_loop:
         free(t->base);
         free(t);
     }
+    p2p_node_buf_drain(n);
     rc = p2p_loop_close_all(n->loop);
+    p2p_tus_free(n->tus);
+    n->tus = NULL;
     if (rc != 0)
         p2p_warn("loop close: %s", uv_strerror(rc));
     free(n->loop);

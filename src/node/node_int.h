@@ -3,6 +3,7 @@
 #ifndef P2P_NODE_NODE_INT_H
 #define P2P_NODE_NODE_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,13 @@
 #define P2P_NODE_MAX_DUP 2             /* endgame: requests per piece at most */
 #define P2P_NODE_SEED_FETCH_MS 30000   /* seedFile fetch time cap */
 #define P2P_NODE_STOP_GRACE_MS 3000    /* SIGTERM: time given to reports and in-flight work */
+/* Piece buffers (pieces being fetched or verified), all tasks together: bounds the node's memory
+ * whatever max_download_concurrency says (at least one piece may always be in flight). 16 MiB
+ * keeps 4 pieces of 2 MiB streaming from a peer while 4 more are hashed on the pool. */
+#define P2P_NODE_PIECE_MEM (16u << 20)
+/* ... raised to 4 pieces of the largest pieceLength among active downloads, up to this. */
+#define P2P_NODE_PIECE_MEM_MAX (256ull << 20)
+#define P2P_NODE_SPARE_BUFS 8          /* freed piece buffers kept for reuse (no page faults) */
 
 enum p2p_node_state {
     P2P_NODE_PENDING = 0,
@@ -46,6 +54,7 @@ struct p2p_node_tracker {
     bool hb_inflight;
     uint64_t next_hb_ms;
     uint32_t fails;
+    uint64_t interval_ms;        /* the tracker's heartbeat `interval`/`intervalMs`, 0 = none */
     struct p2p_node_tracker *next;
 };
 
@@ -59,6 +68,13 @@ struct p2p_node_ann {
     uint64_t last_ms;            /* last report sent */
     uint64_t peers_next_ms;      /* next peer-list refresh from this tracker */
     bool peers_inflight;
+    uint64_t next_report_ms;     /* no report before this (backoff after a failure) */
+    uint32_t report_fails;       /* failed reports in a row */
+    bool report_off;             /* a 4xx: not reported until a heartbeat says known:false */
+    /* v1 (SHA-1) files: held pieces reported one by one through POST /v1/report */
+    struct p2p_bitfield v1_sent; /* pieces reported (or in flight) */
+    uint32_t v1_inflight;
+    bool v1_off;                 /* the tracker refused /v1/report */
 };
 
 struct p2p_node_peer {
@@ -70,9 +86,12 @@ struct p2p_node_peer {
     uint64_t backoff_until_ms;
     bool banned;
     uint64_t bytes;              /* bytes received from them */
+    uint64_t seen_ms;            /* last time a tracker listed them */
+    uint32_t jobs;               /* verify jobs holding a pointer to this peer */
 };
 
 struct p2p_node_file;
+struct p2p_tus;
 
 /** One piece request in flight. */
 struct p2p_node_fetch {
@@ -80,7 +99,8 @@ struct p2p_node_fetch {
     struct p2p_node_peer *peer;
     struct p2p_httpc_call *call; /* NULL once done */
     uint32_t index;
-    uint8_t *buf;                /* piece buffer, allocated on first data */
+    uint8_t *buf;                /* piece buffer (p2p_node_buf_get), taken on first data */
+    size_t cap;                  /* its capacity */
     uint64_t got, len;
     struct p2p_node_fetch *next;
 };
@@ -125,6 +145,10 @@ struct p2p_node_file {
 
     struct p2p_node_ann *ann;    /* one per seed tracker */
     size_t nann;
+    char *seed_json;             /* serialized seed for GET /v2/seed (built on the pool) */
+    size_t seed_json_len;
+    uint32_t *v1_order;          /* SHA-1 files: piece indexes sorted by digest (pool-built) */
+    bool seed_cache_job;         /* the job building seed_json/v1_order is queued */
     struct p2p_node_file *next;
 };
 
@@ -156,12 +180,43 @@ struct p2p_node {
     uint32_t uploads;            /* upload slots in use */
     uint32_t jobs;               /* pool jobs outstanding (all files) */
     uint32_t calls;              /* stop-time reports outstanding */
+    uint64_t piece_mem;          /* bytes reserved by fetches and verifications in flight */
+    bool mem_blocked;            /* a schedule stopped at P2P_NODE_PIECE_MEM */
+    struct {
+        uint8_t *p;
+        size_t cap;
+    } spare[P2P_NODE_SPARE_BUFS]; /* piece buffers kept for reuse */
+    size_t nspare;
+    struct p2p_node_pending *pending; /* HTTP calls in flight (cancelled at stop) */
+    uint32_t v1_inflight;        /* /v1/report calls in flight (all files) */
+    atomic_bool abandon;         /* set at stop: long pool loops (hashing, copying) give up */
     bool scanning;
     bool stopping;
     bool stop_done;
     int exit_code;
     struct p2p_node_metrics m;
+    struct p2p_tus *tus;         /* TUS ingest (node/tus.h), NULL when disabled */
+    bool tus_stopping;           /* p2p_tus_shutdown() has not called back yet */
 };
+
+/** An HTTP call the node started and still owns (embed it in the call's context). At stop,
+ *  calls left are cancelled and drop(p) frees the context (and answers whatever waits). */
+struct p2p_node_pending {
+    struct p2p_node_pending *prev, *next;
+    struct p2p_httpc_call *call;
+    void (*drop)(struct p2p_node_pending *p);
+};
+
+/* ---- calls.c ---- */
+/** Starts an HTTP call owned by p (linked on n->pending until done runs, which must call
+ *  p2p_node_call_done first). If the client is gone (stopping), p->drop runs at once and
+ *  -ECANCELED is returned; else 0. */
+int p2p_node_call(struct p2p_node *n, struct p2p_node_pending *p,
+                  const struct p2p_httpc_opts *opts, p2p_httpc_done_cb done, void *ud);
+/** Unlinks p: the first thing a done callback of p2p_node_call does. */
+void p2p_node_call_done(struct p2p_node *n, struct p2p_node_pending *p);
+/** Cancels every pending call and drops it (stop, before p2p_httpc_shutdown). */
+void p2p_node_calls_cancel(struct p2p_node *n);
 
 /* ---- node.c ---- */
 /** Runs fn(arg) on the thread pool, then after(arg, status) on the loop; counts node->jobs. */
@@ -211,6 +266,15 @@ void p2p_node_store_tick(struct p2p_node *n, uint64_t now);
 void p2p_node_store_close(struct p2p_node_file *f, bool remove_files);
 /** Called after a pool job of f ended: runs deferred finish/close. */
 void p2p_node_store_idle(struct p2p_node_file *f);
+/** Queues (once) the pool job that serializes f's seed for GET /v2/seed and, for SHA-1 files,
+ *  sorts its pieces by digest for /v1/pieceData. */
+void p2p_node_seed_cache(struct p2p_node_file *f);
+/** Pure (pool thread): the piece indexes of s sorted by digest (new array, n >= 1 entries). */
+uint32_t *p2p_node_v1_index_build(const struct p2p_seed *s);
+/** Pure: the first position k in order (from p2p_node_v1_index_build) with
+ *  s->pieces[order[k]].digest == want (20 bytes; equal digests follow it), or -1. */
+int64_t p2p_node_v1_index_find(const struct p2p_seed *s, const uint32_t *order,
+                               const uint8_t *want);
 
 /* ---- announce.c ---- */
 struct p2p_node_tracker *p2p_node_tracker_get(struct p2p_node *n, const char *addr);
@@ -222,6 +286,9 @@ void p2p_node_announce_have(struct p2p_node_file *f, uint32_t index);
 void p2p_node_announce_tick(struct p2p_node *n, uint64_t now);
 /** Sends "stopped" for f to all its trackers (counted in n->calls when stopping). */
 void p2p_node_announce_stopped(struct p2p_node_file *f);
+/** Pure: the wait before the next report after fails failures in a row: 500 ms doubling,
+ *  capped at cap_ms. */
+uint64_t p2p_node_report_backoff(uint32_t fails, uint64_t cap_ms);
 /** Builds a tracker URL: base + path (new string). */
 char *p2p_node_tracker_url(const struct p2p_node_tracker *t, const char *path);
 /** Authorization header list for trackers (static storage, NULL-terminated) or NULL. */
@@ -237,6 +304,16 @@ void p2p_node_download_tick(struct p2p_node *n, uint64_t now);
 /** Fills as many request slots as allowed. */
 void p2p_node_download_schedule(struct p2p_node_file *f);
 void p2p_node_peer_free(struct p2p_node_peer *p);
+/** A piece buffer of at least len bytes (a spare one when possible); *cap gets its size. */
+uint8_t *p2p_node_buf_get(struct p2p_node *n, size_t len, size_t *cap);
+/** Gives a buffer back (kept as a spare or freed); NULL is a no-op. */
+void p2p_node_buf_put(struct p2p_node *n, uint8_t *buf, size_t cap);
+/** Frees every spare buffer (node exit). */
+void p2p_node_buf_drain(struct p2p_node *n);
+
+/** Pure (exposed for tests): true when every piece missing from got has a request in flight
+ *  (reqs[i] > 0); inflight (requests + verifications) makes the common case O(1). */
+bool p2p_node_endgame(const struct p2p_bitfield *got, const uint8_t *reqs, uint32_t inflight);
 
 /**
  * Piece picker (pure, exposed for tests): the rarest piece (fewest holders in avail, random
