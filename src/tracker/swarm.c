@@ -111,18 +111,20 @@ static bool is_live(const struct p2p_swarm *sw, const struct p2p_swarm_node *n, 
 
 /* (Re)builds the node's string block. */
 static void set_strings(struct p2p_swarm_node *n, const char *id, const char *addr,
-                        const char *zone)
+                        const char *zone, const char *src)
 {
-    size_t il = strlen(id), al = strlen(addr), zl = strlen(zone);
-    char *b = p2p_xmalloc(il + al + zl + 3);
+    size_t il = strlen(id), al = strlen(addr), zl = strlen(zone), sl = strlen(src);
+    char *b = p2p_xmalloc(il + al + zl + sl + 4);
     memcpy(b, id, il + 1);
     memcpy(b + il + 1, addr, al + 1);
     memcpy(b + il + al + 2, zone, zl + 1);
+    memcpy(b + il + al + zl + 3, src, sl + 1);
     free(n->strs);
     n->strs = b;
     n->id = b;
     n->addr = b + il + 1;
     n->zone = b + il + al + 2;
+    n->src = b + il + al + zl + 3;
     n->id_len = (uint16_t)il;
     n->addr_len = (uint16_t)al;
     n->zone_len = (uint16_t)zl;
@@ -171,7 +173,7 @@ static int node_get_or_add(struct p2p_swarm *sw, const char *id, uint64_t now_ms
         if (sw->lim.max_nodes && sw->nodes.count >= sw->lim.max_nodes)
             return -EUSERS;
         n = p2p_xcalloc(1, sizeof *n);
-        set_strings(n, id, "", "");
+        set_strings(n, id, "", "", "");
         n->last_ms = now_ms;
         p2p_hmap_put(&sw->nodes, n);
         lru_append(sw, n);
@@ -181,9 +183,19 @@ static int node_get_or_add(struct p2p_swarm *sw, const char *id, uint64_t now_ms
 }
 
 int p2p_swarm_heartbeat(struct p2p_swarm *sw, const char *id, const char *addr, const char *zone,
-                        uint64_t now_ms, bool *known)
+                        const char *src, uint64_t now_ms, bool *known)
 {
+    if (!zone)
+        zone = "";
+    if (!src)
+        src = "";
     struct p2p_swarm_node *n = p2p_swarm_node_get(sw, id);
+    bool changed = !n || strcmp(n->addr, addr) != 0 || strcmp(n->zone, zone) != 0;
+    /* A live session with an address belongs to the IP that set it: anyone may otherwise
+     * redirect every peer of a node by heartbeating its id with another address. */
+    bool bound = n && n->heartbeated && n->addr_len && is_live(sw, n, now_ms);
+    if (changed && bound && n->src[0] && src[0] && strcmp(n->src, src) != 0)
+        return -EADDRINUSE;
     *known = n && n->heartbeated;
     if (!n) {
         int rc = node_get_or_add(sw, id, now_ms, &n);
@@ -191,13 +203,15 @@ int p2p_swarm_heartbeat(struct p2p_swarm *sw, const char *id, const char *addr, 
             return rc;
     }
     n->heartbeated = true;
-    if (!zone)
-        zone = "";
-    if (strcmp(n->addr, addr) != 0 || strcmp(n->zone, zone) != 0) {
-        /* The id is copied from the old block before that block is freed. */
+    /* A new session (first heartbeat, after expiry or after reports only) binds to src; a
+     * bound one keeps the IP it was bound to. */
+    if (changed || (!bound && strcmp(n->src, src) != 0)) {
+        /* The strings are copied from the old block before that block is freed. */
         char *id_copy = p2p_xstrndup(n->id, n->id_len);
-        set_strings(n, id_copy, addr, zone);
+        char *src_copy = p2p_xstrdup(bound ? n->src : src);
+        set_strings(n, id_copy, addr, zone, src_copy);
         free(id_copy);
+        free(src_copy);
         struct p2p_swarm_zone *old = n->zone_ref;
         n->zone_ref = zone_acquire(sw, zone);
         zone_release(sw, old);
@@ -226,18 +240,80 @@ struct p2p_swarm_holder *p2p_swarm_holder_get(const struct p2p_swarm_node *node,
 static void file_free(struct p2p_swarm *sw, struct p2p_swarm_file *f)
 {
     p2p_hmap_del(&sw->files, f->hash, P2P_SWARM_HASH_LEN);
+    sw->total_pieces -= f->npieces;
     free(f->name);
     free(f->piece_holders);
+    free(f->hist);
     free(f->holders);
     free(f);
 }
 
-/* Adds delta to the holder count of every piece whose bit is set in byte b (byte index i). */
+static uint64_t holder_cost(uint32_t npieces)
+{
+    return P2P_SWARM_HOLDER_COST + P2P_BITFIELD_BYTES(npieces);
+}
+
+/* Makes room for hist[0..need). Entries beyond the largest count are zero. */
+static void hist_reserve(struct p2p_swarm_file *f, uint32_t need)
+{
+    if (need <= f->hist_cap)
+        return;
+    uint32_t cap = f->hist_cap ? f->hist_cap : 4;
+    while (cap < need)
+        cap *= 2;
+    f->hist = p2p_xrealloc(f->hist, (size_t)cap * sizeof *f->hist);
+    memset(f->hist + f->hist_cap, 0, (size_t)(cap - f->hist_cap) * sizeof *f->hist);
+    f->hist_cap = cap;
+}
+
+/* Counts never exceed nholders: a histogram much longer than that is halved. */
+static void hist_trim(struct p2p_swarm_file *f)
+{
+    if (f->hist_cap > 16 && f->nholders + 1 < f->hist_cap / 4) {
+        f->hist_cap /= 2;
+        f->hist = p2p_xrealloc(f->hist, (size_t)f->hist_cap * sizeof *f->hist);
+    }
+}
+
+/* One more holder of piece p, keeping the histogram and the rarest count. */
+static inline void piece_inc(struct p2p_swarm_file *f, size_t p)
+{
+    uint32_t c = f->piece_holders[p]++;
+    f->hist[c]--;
+    f->hist[c + 1]++;
+    if (c == f->rarest && f->hist[c] == 0)
+        f->rarest = c + 1;
+}
+
+static inline void piece_dec(struct p2p_swarm_file *f, size_t p)
+{
+    uint32_t c = f->piece_holders[p]--;
+    f->hist[c]--;
+    f->hist[c - 1]++;
+    if (c - 1 < f->rarest)
+        f->rarest = c - 1;
+}
+
+/* Adds (sign 1) or removes (-1) a holder with count pieces to the file's seeder and active
+ * holder figures. */
+static void account(struct p2p_swarm_file *f, uint32_t count, int sign)
+{
+    if (count == f->npieces)
+        f->nseeders += (uint32_t)sign;
+    if (count > 0 || f->npieces == 0)
+        f->nactive += (uint32_t)sign;
+}
+
+/* Adds delta (+1 or -1) to the holder count of every piece whose bit is set in byte b (byte
+ * index i). */
 static void count_byte(struct p2p_swarm_file *f, size_t i, uint8_t b, int delta)
 {
     while (b) {
         int bit = __builtin_clz((unsigned)b) - 24; /* 0 = high bit = piece 8i */
-        f->piece_holders[i * 8 + (size_t)bit] += (uint32_t)delta;
+        if (delta > 0)
+            piece_inc(f, i * 8 + (size_t)bit);
+        else
+            piece_dec(f, i * 8 + (size_t)bit);
         b &= (uint8_t)~(0x80u >> bit);
     }
 }
@@ -249,11 +325,13 @@ static void count_bits(struct p2p_swarm_file *f, const uint8_t *bits, size_t len
             count_byte(f, i, bits[i], delta);
 }
 
-static void holder_remove(struct p2p_swarm *sw, struct p2p_swarm_holder *h, bool from_node)
+/* Removes h from its file (and, if from_node, from its node's list); the file stays. */
+static void holder_unlink(struct p2p_swarm *sw, struct p2p_swarm_holder *h, bool from_node)
 {
     struct p2p_swarm_file *f = h->file;
     struct p2p_swarm_node *n = h->node;
     count_bits(f, h->bits, P2P_BITFIELD_BYTES(f->npieces), -1);
+    account(f, h->count, -1);
     struct p2p_swarm_holder *last = f->holders[--f->nholders];
     f->holders[h->file_pos] = last;
     last->file_pos = h->file_pos;
@@ -269,24 +347,57 @@ static void holder_remove(struct p2p_swarm *sw, struct p2p_swarm_holder *h, bool
         n->holders = shrink_ptrs(n->holders, n->nholders, &n->capholders);
     }
     sw->nholders--;
+    sw->holder_bytes -= holder_cost(f->npieces);
     free(h);
-    if (f->nholders == 0)
-        file_free(sw, f);
+    hist_trim(f);
 }
 
-/* Finds or creates the node, the file and the holder for a report. */
+/* A file lives while one of its holders holds a piece: when the last such holder goes (or
+ * reports an empty bitfield), the file goes with its remaining empty holders, so the piece
+ * count of an infoHash can be established anew. */
+static void file_check(struct p2p_swarm *sw, struct p2p_swarm_file *f)
+{
+    if (f->nactive > 0)
+        return;
+    while (f->nholders)
+        holder_unlink(sw, f->holders[f->nholders - 1], true);
+    file_free(sw, f);
+}
+
+static void holder_remove(struct p2p_swarm *sw, struct p2p_swarm_holder *h, bool from_node)
+{
+    struct p2p_swarm_file *f = h->file;
+    holder_unlink(sw, h, from_node);
+    file_check(sw, f);
+}
+
+/* Finds or creates the node, the file and the holder for a report. Every limit is checked
+ * before anything is created. A report holding nothing (empty) does not create a file: then
+ * *out is NULL and 0 is returned. */
 static int holder_get_or_add(struct p2p_swarm *sw, const char *id, const uint8_t hash[32],
-                             uint32_t npieces, const char *name, uint64_t now_ms,
+                             uint32_t npieces, const char *name, bool empty, uint64_t now_ms,
                              struct p2p_swarm_holder **out)
 {
+    *out = NULL;
     if (npieces > sw->lim.max_pieces)
         return -EFBIG;
     struct p2p_swarm_file *f = p2p_swarm_file_get(sw, hash);
     if (f && f->npieces != npieces)
         return -EEXIST;
+    struct p2p_swarm_node *n = p2p_swarm_node_get(sw, id);
+    if (!f && empty && npieces > 0) {
+        if (n)
+            touch(sw, n, now_ms);
+        return 0;
+    }
     if (!f && sw->lim.max_files && sw->files.count >= sw->lim.max_files)
         return -ENFILE;
-    struct p2p_swarm_node *n = NULL;
+    if (!f && sw->lim.max_total_pieces && sw->total_pieces + npieces > sw->lim.max_total_pieces)
+        return -ENOBUFS;
+    struct p2p_swarm_holder *h = n && f ? p2p_swarm_holder_get(n, f) : NULL;
+    if (!h && sw->lim.max_holder_bytes &&
+        sw->holder_bytes + holder_cost(npieces) > sw->lim.max_holder_bytes)
+        return -EDQUOT;
     int rc = node_get_or_add(sw, id, now_ms, &n);
     if (rc < 0)
         return rc;
@@ -298,12 +409,14 @@ static int holder_get_or_add(struct p2p_swarm *sw, const char *id, const uint8_t
         f->name = p2p_xstrdup(name ? name : "");
         f->npieces = npieces;
         f->piece_holders = p2p_xcalloc(npieces ? npieces : 1, sizeof *f->piece_holders);
+        hist_reserve(f, 2);
+        f->hist[0] = npieces;
         p2p_hmap_put(&sw->files, f);
+        sw->total_pieces += npieces;
     } else if (name && name[0] && !f->name[0]) {
         free(f->name);
         f->name = p2p_xstrdup(name);
     }
-    struct p2p_swarm_holder *h = p2p_swarm_holder_get(n, f);
     if (!h) {
         size_t nbytes = P2P_BITFIELD_BYTES(npieces);
         h = p2p_xcalloc(1, offsetof(struct p2p_swarm_holder, bits) + nbytes);
@@ -312,9 +425,12 @@ static int holder_get_or_add(struct p2p_swarm *sw, const char *id, const uint8_t
         f->holders = grow_ptrs(f->holders, f->nholders, &f->capholders);
         h->file_pos = f->nholders;
         f->holders[f->nholders++] = h;
+        hist_reserve(f, f->nholders + 1);
+        account(f, 0, 1);
         n->holders = grow_ptrs(n->holders, n->nholders, &n->capholders);
         n->holders[n->nholders++] = h;
         sw->nholders++;
+        sw->holder_bytes += holder_cost(npieces);
     }
     *out = h;
     return 0;
@@ -335,9 +451,12 @@ int p2p_swarm_report_full(struct p2p_swarm *sw, const char *id, const uint8_t ha
 {
     if (!bits_valid(npieces, bits, len))
         return -EINVAL;
+    bool empty = true;
+    for (size_t i = 0; i < len && empty; i++)
+        empty = bits[i] == 0;
     struct p2p_swarm_holder *h = NULL;
-    int rc = holder_get_or_add(sw, id, hash, npieces, name, now_ms, &h);
-    if (rc < 0)
+    int rc = holder_get_or_add(sw, id, hash, npieces, name, empty, now_ms, &h);
+    if (rc < 0 || !h)
         return rc;
     struct p2p_swarm_file *f = h->file;
     uint32_t count = 0;
@@ -350,7 +469,10 @@ int p2p_swarm_report_full(struct p2p_swarm *sw, const char *id, const uint8_t ha
         }
         count += (uint32_t)__builtin_popcount(nb);
     }
+    account(f, h->count, -1);
+    account(f, count, 1);
     h->count = count;
+    file_check(sw, f);
     return 0;
 }
 
@@ -362,18 +484,22 @@ int p2p_swarm_report_have(struct p2p_swarm *sw, const char *id, const uint8_t ha
         if (idx[i] >= npieces)
             return -EINVAL;
     struct p2p_swarm_holder *h = NULL;
-    int rc = holder_get_or_add(sw, id, hash, npieces, name, now_ms, &h);
-    if (rc < 0)
+    int rc = holder_get_or_add(sw, id, hash, npieces, name, n == 0, now_ms, &h);
+    if (rc < 0 || !h)
         return rc;
+    struct p2p_swarm_file *f = h->file;
+    uint32_t old = h->count;
     for (size_t i = 0; i < n; i++) {
         uint8_t mask = (uint8_t)(0x80u >> (idx[i] & 7));
         uint8_t *b = &h->bits[idx[i] >> 3];
         if (!(*b & mask)) {
             *b |= mask;
             h->count++;
-            h->file->piece_holders[idx[i]]++;
+            piece_inc(f, idx[i]);
         }
     }
+    account(f, old, -1);
+    account(f, h->count, 1);
     return 0;
 }
 
@@ -402,6 +528,7 @@ static void v1_unlink(struct p2p_swarm *sw, struct p2p_swarm_v1piece *p,
             break;
         }
     }
+    sw->holder_bytes -= P2P_SWARM_V1_PAIR_COST;
     if (p->nholders == 0) {
         p2p_hmap_del(&sw->v1, p->id, P2P_SWARM_V1_ID_LEN);
         free(p->holders);
@@ -440,6 +567,9 @@ int p2p_swarm_v1_report(struct p2p_swarm *sw, const char *id, const uint8_t pid[
         return 0;
     if (sw->lim.v1_max_pieces && n->nv1 >= sw->lim.v1_max_pieces)
         return -ENOSPC;
+    if (sw->lim.max_holder_bytes &&
+        sw->holder_bytes + P2P_SWARM_V1_PAIR_COST > sw->lim.max_holder_bytes)
+        return -EDQUOT;
     if (!p) {
         p = p2p_xcalloc(1, sizeof *p);
         memcpy(p->id, pid, P2P_SWARM_V1_ID_LEN);
@@ -449,6 +579,7 @@ int p2p_swarm_v1_report(struct p2p_swarm *sw, const char *id, const uint8_t pid[
     p->holders[p->nholders++] = n;
     n->v1 = grow_ptrs(n->v1, n->nv1, &n->capv1);
     n->v1[n->nv1++] = p;
+    sw->holder_bytes += P2P_SWARM_V1_PAIR_COST;
     return 0;
 }
 

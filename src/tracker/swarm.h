@@ -18,6 +18,9 @@
 #define P2P_SWARM_HASH_LEN 32       /* infoHash bytes (64 hex) */
 #define P2P_SWARM_V1_ID_LEN 20      /* v1 pieceID bytes (40 hex SHA-1) */
 #define P2P_SWARM_V1_LIST 5         /* /v1/nodeList answers at most this many */
+#define P2P_SWARM_MAX_SRC 64        /* request source IP, "1.2.3.4" or "[v6]" */
+#define P2P_SWARM_HOLDER_COST 64    /* bytes charged per (node, file) pair besides its bits */
+#define P2P_SWARM_V1_PAIR_COST 16   /* bytes charged per (node, v1 pieceID) pair */
 
 struct p2p_swarm_file;
 struct p2p_swarm_v1piece;
@@ -44,6 +47,7 @@ struct p2p_swarm_node {
     char *id;
     char *addr;        /* "" until the first heartbeat */
     char *zone;        /* "" = none */
+    char *src;         /* source IP of the heartbeat that set addr ("" = unknown) */
     char *strs;
     uint16_t id_len, addr_len, zone_len;
     struct p2p_swarm_zone *zone_ref; /* NULL for the empty zone */
@@ -61,7 +65,16 @@ struct p2p_swarm_file {
     char hex[2 * P2P_SWARM_HASH_LEN + 1];
     char *name;               /* "" if never given */
     uint32_t npieces;
-    uint32_t *piece_holders;  /* per piece: how many holders have it */
+    /* Per piece: how many holders have it. uint32_t, not uint16_t: a count reaches max_nodes
+     * (default 100000, above 65535). */
+    uint32_t *piece_holders;
+    /* Histogram of piece_holders (hist[c] = pieces held by exactly c holders, c <= nholders),
+     * so the rarest count is kept incrementally instead of by a scan of every piece. */
+    uint32_t *hist;
+    uint32_t hist_cap;
+    uint32_t rarest;          /* min of piece_holders (0 when npieces == 0) */
+    uint32_t nseeders;        /* holders with every piece */
+    uint32_t nactive;         /* holders holding at least one piece (every holder if npieces 0) */
     struct p2p_swarm_holder **holders;
     uint32_t nholders, capholders;
 };
@@ -78,6 +91,9 @@ struct p2p_swarm_limits {
     uint64_t max_files;
     uint64_t max_pieces;     /* largest pieceCount accepted */
     uint64_t v1_max_pieces;  /* distinct v1 pieceIDs, and per node */
+    uint64_t max_total_pieces; /* sum of pieceCount over all files; 0 = unlimited */
+    uint64_t max_holder_bytes; /* bytes of holder entries (bits + P2P_SWARM_HOLDER_COST each)
+                                * and v1 pairs (P2P_SWARM_V1_PAIR_COST each); 0 = unlimited */
 };
 
 struct p2p_swarm {
@@ -91,6 +107,8 @@ struct p2p_swarm {
     struct p2p_swarm_limits lim;
     uint64_t nholders;
     uint64_t expired_total;  /* nodes removed by expiry */
+    uint64_t total_pieces;   /* sum of npieces over files (budget max_total_pieces) */
+    uint64_t holder_bytes;   /* charged against max_holder_bytes */
 };
 
 /** Initialises an empty swarm with the given limits (copied). */
@@ -100,26 +118,34 @@ void p2p_swarm_cleanup(struct p2p_swarm *sw);
 
 /**
  * A heartbeat from id (strings copied, each shorter than 64 KiB: callers validate them against
- * the P2P_SWARM_MAX_* sizes; addr non-empty, zone may be NULL or ""). Creates or
+ * the P2P_SWARM_MAX_* sizes; addr non-empty, zone may be NULL or ""), sent from source IP src
+ * (the request's peer address without its port; NULL or "" = unknown, not checked). Creates or
  * refreshes the node. *known is false when the node was absent, or present only through
  * reports since it (re)appeared: the node must then re-report everything in full.
- * Returns 0, or -EUSERS when a new node would exceed max_nodes.
+ * A live session is bound to the source IP of the heartbeat that set its address: a heartbeat
+ * from another IP may refresh it but not change its addr or zone.
+ * Returns 0, -EUSERS when a new node would exceed max_nodes, or -EADDRINUSE for an address or
+ * zone change of a live session from another source IP (nothing is changed then).
  */
 int p2p_swarm_heartbeat(struct p2p_swarm *sw, const char *id, const char *addr, const char *zone,
-                        uint64_t now_ms, bool *known);
+                        const char *src, uint64_t now_ms, bool *known);
 
 /**
  * Full report: node id holds exactly the pieces of bits[0..len) (BitTorrent bitfield of
  * npieces bits) of file hash; name may be NULL. Creates the node (not heartbeated, no address)
- * and the file if needed. Returns 0; -EINVAL if len or the spare bits are wrong; -EFBIG if
- * npieces > max_pieces; -EEXIST if the file is known with another piece count; -EUSERS when
- * max_nodes, -ENFILE when max_files is reached.
+ * and the file if needed. A report holding no piece never creates a file (it is a no-op
+ * returning 0 for an unknown file), and a file is removed as soon as none of its holders holds
+ * a piece (so a squatter's piece count cannot outlive its claims).
+ * Returns 0; -EINVAL if len or the spare bits are wrong; -EFBIG if npieces > max_pieces;
+ * -EEXIST if the file is known with another piece count; -EUSERS when max_nodes, -ENFILE when
+ * max_files is reached; -ENOBUFS when a new file would exceed max_total_pieces, -EDQUOT when a
+ * new holder entry would exceed max_holder_bytes.
  */
 int p2p_swarm_report_full(struct p2p_swarm *sw, const char *id, const uint8_t hash[32],
                           uint32_t npieces, const char *name, const uint8_t *bits, size_t len,
                           uint64_t now_ms);
 /** Increment: node id now also holds pieces idx[0..n). Errors as report_full; -EINVAL if an
- *  index is >= npieces (nothing is applied then). */
+ *  index is >= npieces (nothing is applied then). n == 0 never creates a file. */
 int p2p_swarm_report_have(struct p2p_swarm *sw, const char *id, const uint8_t hash[32],
                           uint32_t npieces, const char *name, const uint32_t *idx, size_t n,
                           uint64_t now_ms);
@@ -151,8 +177,8 @@ size_t p2p_swarm_expire(struct p2p_swarm *sw, uint64_t now_ms);
 
 /**
  * v1 compatibility: node id holds the piece with SHA-1 id pid. Creates the node if needed (no
- * address until it heartbeats). Returns 0, -EUSERS when max_nodes is reached, or -ENOSPC when
- * the v1 piece limit (total or for this node) is reached.
+ * address until it heartbeats). Returns 0, -EUSERS when max_nodes is reached, -ENOSPC when
+ * the v1 piece limit (total or for this node) is reached, or -EDQUOT when max_holder_bytes is.
  */
 int p2p_swarm_v1_report(struct p2p_swarm *sw, const char *id, const uint8_t pid[20],
                         uint64_t now_ms);

@@ -27,6 +27,8 @@
 #define SHUTDOWN_GRACE_MS 2000
 #define MIN_STATUS 100
 #define MAX_STATUS 599
+#define PROBE_LIMIT_DEFAULT 1000   /* entries per list of /v1/probe without ?limit= */
+#define PROBE_LIMIT_MAX 10000     /* unauthenticated: bounds one answer's work */
 
 /* Route names for metrics; index = enum route. */
 enum route {
@@ -144,12 +146,21 @@ static void respond_swarm_error(struct tracker *t, struct p2p_httpd_req *req, in
     case -EUSERS:
     case -ENFILE:
     case -ENOSPC:
+    case -ENOBUFS:
+    case -EDQUOT:
         p2p_httpd_add_headerf(req, "Retry-After", "%llu",
                               (unsigned long long)(interval_ms(t) + 999) / 1000);
         p2p_httpd_respond_error(req, 503, "E001", "tracker full: %s limit reached",
-                                rc == -EUSERS   ? "max_nodes"
-                                : rc == -ENFILE ? "max_files"
-                                                : "v1 piece (max_pieces)");
+                                rc == -EUSERS    ? "max_nodes"
+                                : rc == -ENFILE  ? "max_files"
+                                : rc == -ENOBUFS ? "max_total_pieces"
+                                : rc == -EDQUOT  ? "max_holder_bytes"
+                                                 : "v1 piece (max_pieces)");
+        break;
+    case -EADDRINUSE:
+        p2p_httpd_respond_error(req, 409, "E001",
+                                "field 'addr': this nodeId has a live session with another "
+                                "address or zone, set from another IP");
         break;
     case -EEXIST:
         p2p_httpd_respond_error(req, 409, "E001",
@@ -167,6 +178,19 @@ static void respond_swarm_error(struct tracker *t, struct p2p_httpd_req *req, in
 
 /* ---- native API ---- */
 
+/* The request's source IP without the port ("1.2.3.4", "[::1]"), or NULL if unknown. */
+static const char *source_ip(struct p2p_httpd_req *req, char *buf, size_t len)
+{
+    const char *peer = p2p_httpd_peer(req);
+    const char *colon = peer ? strrchr(peer, ':') : NULL;
+    size_t n = colon ? (size_t)(colon - peer) : 0;
+    if (n == 0 || n >= len || n > P2P_SWARM_MAX_SRC)
+        return NULL;
+    memcpy(buf, peer, n);
+    buf[n] = '\0';
+    return buf;
+}
+
 static void on_heartbeat(struct p2p_httpd_req *req, void *ud)
 {
     struct tracker *t = ud;
@@ -182,8 +206,14 @@ static void on_heartbeat(struct p2p_httpd_req *req, void *ud)
         goto out;
     }
     bool known = false;
-    int rc = p2p_swarm_heartbeat(&t->sw, hb.node_id, hb.addr, hb.zone, now_ms(t), &known);
+    char src[P2P_SWARM_MAX_SRC + 1];
+    int rc = p2p_swarm_heartbeat(&t->sw, hb.node_id, hb.addr, hb.zone,
+                                 source_ip(req, src, sizeof src), now_ms(t), &known);
     if (rc < 0) {
+        if (rc == -EADDRINUSE)
+            p2p_debug("node %s: address change to %s from %s refused (session bound to %s)",
+                      hb.node_id, hb.addr, p2p_httpd_peer(req),
+                      p2p_swarm_node_get(&t->sw, hb.node_id)->src);
         respond_swarm_error(t, req, rc);
         goto out;
     }
@@ -327,35 +357,52 @@ static json_t *node_json(const struct p2p_swarm_node *n, uint64_t now)
                      (json_int_t)n->nholders, "v1Pieces", (json_int_t)n->nv1);
 }
 
-static json_t *file_json(const struct p2p_swarm_file *f)
+/* A file with its figures (kept incrementally by the swarm: no scan of its pieces) and at most
+ * *budget of its holders; *budget is reduced by the holders listed, *cut set if some were left
+ * out. */
+static json_t *file_json(const struct p2p_swarm_file *f, size_t *budget, bool *cut)
 {
     json_t *holders = json_array();
-    uint32_t seeders = 0;
-    for (uint32_t i = 0; i < f->nholders; i++) {
+    uint32_t n = f->nholders;
+    if (n > *budget) {
+        n = (uint32_t)*budget;
+        *cut = true;
+    }
+    *budget -= n;
+    for (uint32_t i = 0; i < n; i++) {
         const struct p2p_swarm_holder *h = f->holders[i];
-        seeders += h->count == f->npieces;
         json_array_append_new(holders,
                               json_pack("{s:s,s:I,s:f}", "nodeId", h->node->id, "pieces",
                                         (json_int_t)h->count, "progress",
                                         f->npieces ? (double)h->count / f->npieces : 1.0));
     }
-    uint32_t rarest = f->npieces ? UINT32_MAX : 0;
-    for (uint32_t p = 0; p < f->npieces; p++)
-        if (f->piece_holders[p] < rarest)
-            rarest = f->piece_holders[p];
-    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:o}", "infoHash", f->hex, "fileName", f->name,
-                     "pieceCount", (json_int_t)f->npieces, "seeders", (json_int_t)seeders,
-                     "rarestPieceHolders", (json_int_t)rarest, "holders", holders);
+    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o}", "infoHash", f->hex, "fileName", f->name,
+                     "pieceCount", (json_int_t)f->npieces, "seeders", (json_int_t)f->nseeders,
+                     "rarestPieceHolders", (json_int_t)(f->npieces ? f->rarest : 0),
+                     "holderCount", (json_int_t)f->nholders, "holders", holders);
 }
 
+/* Every list of the answer is capped by ?limit= (default PROBE_LIMIT_DEFAULT): nodes, files,
+ * and holder entries over all files together, so one probe costs O(limit) on the loop however
+ * large the swarm; "truncated" tells when something was left out. */
 static void on_probe(struct p2p_httpd_req *req, void *ud)
 {
     struct tracker *t = ud;
     uint8_t hash[32];
-    bool filtered;
-    if (query_hash(req, false, hash, &filtered) < 0)
+    bool filtered, cut = false;
+    const char *lims;
+    uint32_t limit = PROBE_LIMIT_DEFAULT;
+    if (query_hash(req, false, hash, &filtered) < 0 ||
+        query_param(req, "limit", false, NULL, &lims) < 0)
         return;
+    if (lims && (p2p_proto_parse_max(lims, &limit) < 0 || limit > PROBE_LIMIT_MAX)) {
+        p2p_httpd_respond_error(req, 400, "E001",
+                                "query parameter 'limit': expected an integer from 1 to %d",
+                                PROBE_LIMIT_MAX);
+        return;
+    }
     uint64_t now = now_ms(t);
+    size_t holder_budget = limit;
     json_t *nodes = json_array(), *files = json_array();
     if (filtered) {
         struct p2p_swarm_file *f = p2p_swarm_file_get(&t->sw, hash);
@@ -365,23 +412,29 @@ static void on_probe(struct p2p_httpd_req *req, void *ud)
             p2p_httpd_respond_error(req, 404, "E001", "unknown infoHash");
             return;
         }
-        json_array_append_new(files, file_json(f));
-        for (uint32_t i = 0; i < f->nholders; i++)
+        json_array_append_new(files, file_json(f, &holder_budget, &cut));
+        uint32_t n = f->nholders < limit ? f->nholders : limit;
+        for (uint32_t i = 0; i < n; i++)
             json_array_append_new(nodes, node_json(f->holders[i]->node, now));
     } else {
-        size_t pos = 0;
+        size_t pos = 0, k = 0;
         const struct p2p_swarm_node *n;
-        while ((n = p2p_hmap_next(&t->sw.nodes, &pos)) != NULL)
+        while (k++ < limit && (n = p2p_hmap_next(&t->sw.nodes, &pos)) != NULL)
             json_array_append_new(nodes, node_json(n, now));
+        cut |= p2p_swarm_nnodes(&t->sw) > limit;
         pos = 0;
+        k = 0;
         const struct p2p_swarm_file *f;
-        while ((f = p2p_hmap_next(&t->sw.files, &pos)) != NULL)
-            json_array_append_new(files, file_json(f));
+        while (k++ < limit && (f = p2p_hmap_next(&t->sw.files, &pos)) != NULL)
+            json_array_append_new(files, file_json(f, &holder_budget, &cut));
+        cut |= p2p_swarm_nfiles(&t->sw) > limit;
     }
-    json_t *resp = json_pack("{s:o,s:o,s:I,s:I,s:I}", "nodes", nodes, "files", files, "v1Pieces",
-                             (json_int_t)p2p_swarm_nv1(&t->sw), "sessionExpireMs",
+    json_t *resp = json_pack("{s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:b}", "nodes", nodes, "files", files,
+                             "v1Pieces", (json_int_t)p2p_swarm_nv1(&t->sw), "sessionExpireMs",
                              (json_int_t)t->cfg.session_expire_ms, "uptimeMs",
-                             (json_int_t)(now - t->started_ms));
+                             (json_int_t)(now - t->started_ms), "nodeCount",
+                             (json_int_t)p2p_swarm_nnodes(&t->sw), "fileCount",
+                             (json_int_t)p2p_swarm_nfiles(&t->sw), "truncated", cut);
     p2p_httpd_respond_json(req, 200, resp);
 }
 
@@ -415,6 +468,11 @@ static void on_metrics(struct p2p_httpd_req *req, void *ud)
           t->sw.nholders);
     gauge(&b, "p2p_tracker_v1_pieces", "gauge", "Distinct v1 pieceIDs in the compat map.",
           p2p_swarm_nv1(&t->sw));
+    gauge(&b, "p2p_tracker_total_pieces", "gauge",
+          "Sum of pieceCount over all files (budget max_total_pieces).", t->sw.total_pieces);
+    gauge(&b, "p2p_tracker_holder_bytes", "gauge",
+          "Bytes charged for holder entries and v1 pairs (budget max_holder_bytes).",
+          t->sw.holder_bytes);
     gauge(&b, "p2p_tracker_expired_nodes_total", "counter",
           "Nodes removed after session_expire without a heartbeat.", t->sw.expired_total);
     gauge(&b, "p2p_tracker_uptime_seconds", "gauge", "Seconds since the tracker started.",
@@ -530,7 +588,9 @@ static void usage(FILE *out)
             "                     /etc/p2p-sharer/config.tracker.yaml, else built-in defaults)\n"
             "  --listen ADDR      override web.listen_address (\"127.0.0.1:0\" = any free port)\n"
             "  -h, --help         this text\n"
-            "Prints \"LISTENING host:port\" on stdout once it accepts connections.\n");
+            "Prints \"LISTENING host:port\" on stdout once it accepts connections.\n"
+            "Exit status: 0 after SIGTERM/SIGINT or --help, 1 on a config or listen error,\n"
+            "2 on a usage error.\n");
 }
 
 /* Host to print in the readiness line: a wildcard address is reachable on loopback. */
@@ -576,6 +636,10 @@ static int parse_args(int argc, char **argv, const char **config, const char **l
             }
             val = argv[++i];
         }
+        if (!val[0]) {
+            fprintf(stderr, "p2p-sharer tracker: %s needs a non-empty value\n", a);
+            return -1;
+        }
         *dst = val;
     }
     return 0;
@@ -609,6 +673,8 @@ static int run(struct tracker *t, const char *used)
         .max_files = t->cfg.max_files,
         .max_pieces = t->cfg.max_pieces,
         .v1_max_pieces = t->cfg.max_pieces,
+        .max_total_pieces = t->cfg.max_total_pieces,
+        .max_holder_bytes = t->cfg.max_holder_bytes,
     };
     p2p_swarm_init(&t->sw, &lim);
     uv_loop_init(&t->loop);
@@ -668,6 +734,8 @@ int p2p_tracker_main(int argc, char **argv)
     enum p2p_log_format format = P2P_LOG_TEXT;
     p2p_log_parse_level(t->cfg.log.level, &level);
     p2p_log_parse_format(t->cfg.log.format, &format);
+    if (strcmp(t->cfg.web_mode, "debug") == 0) /* DESIGN.md §6: debug mode = debug logging */
+        level = P2P_LOG_DEBUG;
     p2p_log_setup(level, format, "tracker");
     if (strcmp(t->cfg.store_type, "memory") != 0) {
         p2p_error("store.type '%s' is not supported by this build (only 'memory')",

@@ -89,7 +89,9 @@ static void check_tracker_defaults(const struct p2p_tracker_cfg *c)
     assert_int_equal(c->max_peers, 50);
     assert_int_equal(c->max_nodes, 100000);
     assert_int_equal(c->max_files, 100000);
-    assert_int_equal(c->max_pieces, 1048576);
+    assert_int_equal(c->max_pieces, 524288);
+    assert_int_equal(c->max_total_pieces, 67108864);
+    assert_int_equal(c->max_holder_bytes, 1024ULL * 1024 * 1024);
     assert_string_equal(c->store_type, "memory");
     assert_string_equal(c->redis_url, "redis://127.0.0.1:6379");
     assert_string_equal(c->log.level, "info");

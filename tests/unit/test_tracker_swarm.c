@@ -29,7 +29,7 @@ static void hb(struct p2p_swarm *sw, const char *id, const char *zone, uint64_t 
     bool known;
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", 1000 + (int)strlen(id));
-    assert_int_equal(p2p_swarm_heartbeat(sw, id, addr, zone, now, &known), 0);
+    assert_int_equal(p2p_swarm_heartbeat(sw, id, addr, zone, NULL, now, &known), 0);
 }
 
 /* Full report from a list of held piece indexes (-1 terminated). */
@@ -64,11 +64,30 @@ static void check_counts(struct p2p_swarm_file *f)
             c += (f->holders[i]->bits[p >> 3] >> (7 - (p & 7))) & 1;
         assert_int_equal(f->piece_holders[p], c);
     }
+    uint32_t seeders = 0, active = 0;
     for (uint32_t i = 0; i < f->nholders; i++) {
         assert_int_equal(f->holders[i]->file_pos, i);
         size_t nbytes = P2P_BITFIELD_BYTES(f->npieces);
         assert_int_equal(f->holders[i]->count, p2p_bitfield_popcount(f->holders[i]->bits, nbytes));
+        seeders += f->holders[i]->count == f->npieces;
+        active += f->holders[i]->count > 0 || f->npieces == 0;
     }
+    /* The incremental figures equal a recount: seeders, active holders, histogram, rarest. */
+    assert_int_equal(f->nseeders, seeders);
+    assert_int_equal(f->nactive, active);
+    assert_true(f->nactive > 0);
+    assert_true(f->hist_cap >= f->nholders + 1);
+    uint32_t rarest = f->npieces ? UINT32_MAX : 0;
+    for (uint32_t c = 0; c < f->hist_cap; c++) {
+        uint32_t k = 0;
+        for (uint32_t p = 0; p < f->npieces; p++)
+            k += f->piece_holders[p] == c;
+        assert_int_equal(f->hist[c], k);
+        if (k && c < rarest)
+            rarest = c;
+    }
+    if (f->npieces)
+        assert_int_equal(f->rarest, rarest);
 }
 
 static void test_heartbeat_known(void **state)
@@ -77,9 +96,9 @@ static void test_heartbeat_known(void **state)
     struct p2p_swarm sw;
     p2p_swarm_init(&sw, &LIM);
     bool known = true;
-    assert_int_equal(p2p_swarm_heartbeat(&sw, "a", "1.2.3.4:5", NULL, 100, &known), 0);
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "a", "1.2.3.4:5", NULL, NULL, 100, &known), 0);
     assert_false(known);
-    assert_int_equal(p2p_swarm_heartbeat(&sw, "a", "1.2.3.4:6", "z1", 200, &known), 0);
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "a", "1.2.3.4:6", "z1", NULL, 200, &known), 0);
     assert_true(known);
     struct p2p_swarm_node *n = p2p_swarm_node_get(&sw, "a");
     assert_string_equal(n->addr, "1.2.3.4:6");
@@ -87,13 +106,13 @@ static void test_heartbeat_known(void **state)
     /* A node first seen through a report is not "known": it must re-report in full. */
     assert_int_equal(report(&sw, "b", 1, 10, (int[]){1, -1}, 300), 0);
     assert_string_equal(p2p_swarm_node_get(&sw, "b")->addr, "");
-    assert_int_equal(p2p_swarm_heartbeat(&sw, "b", "1.2.3.4:7", NULL, 400, &known), 0);
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "b", "1.2.3.4:7", NULL, NULL, 400, &known), 0);
     assert_false(known);
-    assert_int_equal(p2p_swarm_heartbeat(&sw, "b", "1.2.3.4:7", NULL, 500, &known), 0);
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "b", "1.2.3.4:7", NULL, NULL, 500, &known), 0);
     assert_true(known);
     /* After expiry the node is unknown again. */
     assert_int_equal(p2p_swarm_expire(&sw, 500 + 10001), 2);
-    assert_int_equal(p2p_swarm_heartbeat(&sw, "a", "1.2.3.4:6", NULL, 20000, &known), 0);
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "a", "1.2.3.4:6", NULL, NULL, 20000, &known), 0);
     assert_false(known);
     p2p_swarm_cleanup(&sw);
 }
@@ -172,12 +191,12 @@ static void test_limits(void **state)
     bool known;
     hb(&sw, "a", NULL, 1);
     hb(&sw, "b", NULL, 1);
-    assert_int_equal(report(&sw, "c", 1, 8, NULL, 1), 0);
-    assert_int_equal(p2p_swarm_heartbeat(&sw, "d", "h:1", NULL, 1, &known), -EUSERS);
+    assert_int_equal(report(&sw, "c", 1, 8, (int[]){0, -1}, 1), 0);
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "d", "h:1", NULL, NULL, 1, &known), -EUSERS);
     assert_int_equal(report(&sw, "d", 1, 8, NULL, 1), -EUSERS);
     assert_int_equal(p2p_swarm_nnodes(&sw), 3);
-    assert_int_equal(report(&sw, "a", 2, 8, NULL, 1), 0);
-    assert_int_equal(report(&sw, "a", 3, 8, NULL, 1), -ENFILE);
+    assert_int_equal(report(&sw, "a", 2, 8, (int[]){0, -1}, 1), 0);
+    assert_int_equal(report(&sw, "a", 3, 8, (int[]){0, -1}, 1), -ENFILE);
     assert_int_equal(p2p_swarm_nfiles(&sw), 2);
     uint8_t p1[20] = {1}, p2[20] = {2}, p3[20] = {3};
     assert_int_equal(p2p_swarm_v1_report(&sw, "a", p1, 1), 0);
@@ -191,7 +210,7 @@ static void test_limits(void **state)
     assert_int_equal(p2p_swarm_nnodes(&sw), 0);
     assert_int_equal(p2p_swarm_nfiles(&sw), 0);
     assert_int_equal(p2p_swarm_nv1(&sw), 0);
-    assert_int_equal(p2p_swarm_heartbeat(&sw, "d", "h:1", NULL, 20000, &known), 0);
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "d", "h:1", NULL, NULL, 20000, &known), 0);
     p2p_swarm_cleanup(&sw);
 }
 
@@ -411,13 +430,203 @@ static void test_v1(void **state)
     p2p_swarm_cleanup(&sw);
 }
 
+/* Review finding 6: a memory budget over all files and holders, and no file from nothing. */
+static void test_budgets(void **state)
+{
+    (void)state;
+    struct p2p_swarm_limits lim = LIM;
+    lim.max_pieces = 1u << 20;
+    lim.max_total_pieces = 1000;
+    lim.max_holder_bytes = 3 * (P2P_SWARM_HOLDER_COST + 50) + 2 * P2P_SWARM_V1_PAIR_COST;
+    struct p2p_swarm sw;
+    p2p_swarm_init(&sw, &lim);
+    uint8_t h[32];
+    hash_of(1, h);
+    /* The 150-byte attack: a huge pieceCount with nothing held allocates nothing. */
+    assert_int_equal(p2p_swarm_report_have(&sw, "x", h, 1u << 20, NULL, NULL, 0, 1), 0);
+    assert_int_equal(report(&sw, "x", 1, 1u << 20, NULL, 1), 0);
+    assert_null(file_of(&sw, 1));
+    assert_null(p2p_swarm_node_get(&sw, "x"));
+    assert_int_equal(sw.total_pieces, 0);
+    assert_int_equal(sw.holder_bytes, 0);
+    /* Holding one piece of it is refused by the piece budget, before anything is created. */
+    uint32_t one = 0;
+    assert_int_equal(p2p_swarm_report_have(&sw, "x", h, 1u << 20, NULL, &one, 1, 1), -ENOBUFS);
+    assert_null(p2p_swarm_node_get(&sw, "x"));
+    /* 400 + 400 pieces fit, 400 more do not. */
+    assert_int_equal(report(&sw, "a", 1, 400, (int[]){0, -1}, 1), 0);
+    assert_int_equal(report(&sw, "a", 2, 400, (int[]){0, -1}, 1), 0);
+    assert_int_equal(sw.total_pieces, 800);
+    assert_int_equal(report(&sw, "a", 3, 400, (int[]){0, -1}, 1), -ENOBUFS);
+    /* Holder bytes: 2 holders so far (50 bytes of bits each); one more fits, then v1 pairs. */
+    assert_int_equal(report(&sw, "b", 1, 400, (int[]){1, -1}, 1), 0);
+    assert_int_equal(report(&sw, "a", 3, 200, (int[]){0, -1}, 1), -EDQUOT); /* within pieces */
+    assert_null(file_of(&sw, 3));
+    assert_int_equal(report(&sw, "c", 2, 400, (int[]){1, -1}, 1), -EDQUOT);
+    assert_null(p2p_swarm_node_get(&sw, "c"));
+    uint8_t p1[20] = {1}, p2[20] = {2}, p3[20] = {3};
+    assert_int_equal(p2p_swarm_v1_report(&sw, "b", p1, 1), 0);
+    assert_int_equal(p2p_swarm_v1_report(&sw, "b", p2, 1), 0);
+    assert_int_equal(p2p_swarm_v1_report(&sw, "b", p3, 1), -EDQUOT);
+    assert_int_equal(sw.holder_bytes, lim.max_holder_bytes);
+    /* Leaving gives the budget back. */
+    assert_int_equal(p2p_swarm_report_stopped(&sw, "a", h, 2), 0);
+    assert_int_equal(sw.total_pieces, 800);
+    assert_int_equal(report(&sw, "c", 2, 400, (int[]){1, -1}, 2), 0);
+    assert_int_equal(p2p_swarm_expire(&sw, 20000), 3);
+    assert_int_equal(sw.total_pieces, 0);
+    assert_int_equal(sw.holder_bytes, 0);
+    p2p_swarm_cleanup(&sw);
+}
+
+/* Review finding 22: a squatter's pieceCount lasts only while someone holds a piece. */
+static void test_squatting(void **state)
+{
+    (void)state;
+    struct p2p_swarm sw;
+    p2p_swarm_init(&sw, &LIM);
+    uint8_t h[32];
+    hash_of(1, h);
+    /* Squatter claims one piece of a wrong count; a downloader with nothing joins it. */
+    assert_int_equal(report(&sw, "squat", 1, 5, (int[]){0, -1}, 1), 0);
+    assert_int_equal(report(&sw, "dl", 1, 5, NULL, 1), 0);
+    assert_int_equal(file_of(&sw, 1)->nholders, 2);
+    check_counts(file_of(&sw, 1));
+    assert_int_equal(report(&sw, "seed", 1, 10, (int[]){0, 1, -1}, 1), -EEXIST);
+    /* Withdrawing its claim (empty full report) drops the file with its empty holders. */
+    assert_int_equal(report(&sw, "squat", 1, 5, NULL, 2), 0);
+    assert_null(file_of(&sw, 1));
+    assert_int_equal(sw.nholders, 0);
+    assert_int_equal(p2p_swarm_node_get(&sw, "dl")->nholders, 0);
+    assert_int_equal(report(&sw, "seed", 1, 10, (int[]){0, 1, -1}, 2), 0);
+    assert_int_equal(file_of(&sw, 1)->npieces, 10);
+    assert_int_equal(p2p_swarm_report_stopped(&sw, "seed", h, 3), 0);
+    assert_null(file_of(&sw, 1));
+    /* Same through stopped and through expiry, with an empty holder left behind. */
+    assert_int_equal(report(&sw, "squat", 1, 5, (int[]){0, -1}, 3), 0);
+    assert_int_equal(report(&sw, "dl", 1, 5, NULL, 3), 0);
+    assert_int_equal(p2p_swarm_report_stopped(&sw, "squat", h, 4), 0);
+    assert_null(file_of(&sw, 1));
+    assert_int_equal(report(&sw, "squat", 1, 5, (int[]){0, -1}, 5), 0);
+    hb(&sw, "dl", NULL, 9000);
+    assert_int_equal(report(&sw, "dl", 1, 5, NULL, 9000), 0);
+    assert_int_equal(p2p_swarm_expire(&sw, 5 + 10001), 2); /* squat, seed */
+    assert_null(file_of(&sw, 1));
+    assert_int_equal(report(&sw, "seed", 1, 10, (int[]){0, -1}, 15000), 0);
+    /* A zero-piece file is complete by definition: its holders keep it. */
+    assert_int_equal(p2p_swarm_report_full(&sw, "z", (uint8_t[32]){9}, 0, NULL, h, 0, 15000), 0);
+    assert_non_null(p2p_swarm_file_get(&sw, (uint8_t[32]){9}));
+    assert_int_equal(p2p_swarm_file_get(&sw, (uint8_t[32]){9})->nseeders, 1);
+    p2p_swarm_cleanup(&sw);
+}
+
+/* Review finding 9: the probe's per-file figures are kept incrementally; check them against a
+ * recount through random full reports, increments, stops and expiry. */
+static void test_figures_incremental(void **state)
+{
+    (void)state;
+    struct p2p_swarm sw;
+    p2p_swarm_init(&sw, &LIM);
+    srand(7);
+    char id[16];
+    uint8_t h[32];
+    hash_of(1, h);
+    assert_int_equal(report(&sw, "anchor", 1, 37, (int[]){36, -1}, 1), 0);
+    for (int step = 0; step < 3000; step++) {
+        snprintf(id, sizeof id, "n%d", rand() % 40);
+        int op = rand() % 10;
+        if (op < 4) {
+            int held[38], k = 0;
+            for (int p = 0; p < 37; p++)
+                if (rand() % 3 == 0)
+                    held[k++] = p;
+            if (rand() % 5 == 0) /* some seeders */
+                for (k = 0; k < 37; k++)
+                    held[k] = k;
+            held[k] = -1;
+            assert_int_equal(report(&sw, id, 1, 37, held, 1), 0);
+        } else if (op < 8) {
+            uint32_t idx[3] = {(uint32_t)rand() % 37, (uint32_t)rand() % 37, 36};
+            assert_int_equal(p2p_swarm_report_have(&sw, id, h, 37, NULL, idx, 3, 1), 0);
+        } else {
+            assert_int_equal(p2p_swarm_report_stopped(&sw, id, h, 1), 0);
+        }
+        struct p2p_swarm_file *f = file_of(&sw, 1);
+        assert_non_null(f); /* the anchor holds piece 36 throughout */
+        if (step % 50 == 0)
+            check_counts(f);
+    }
+    check_counts(file_of(&sw, 1));
+    hb(&sw, "anchor", NULL, 5000);
+    assert_true(p2p_swarm_expire(&sw, 12000) > 0);
+    struct p2p_swarm_file *f = file_of(&sw, 1);
+    assert_int_equal(f->nholders, 1);
+    check_counts(f);
+    assert_int_equal(f->rarest, 0);
+    assert_true(f->hist_cap <= 16); /* trimmed after the holders left */
+    p2p_swarm_cleanup(&sw);
+}
+
+/* Review finding 21: a live session's address can only be changed from its own IP. */
+static void test_addr_binding(void **state)
+{
+    (void)state;
+    struct p2p_swarm sw;
+    p2p_swarm_init(&sw, &LIM);
+    bool known;
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "a", "10.0.0.1:80", "z", "10.0.0.1", 1, &known), 0);
+    struct p2p_swarm_node *n = p2p_swarm_node_get(&sw, "a");
+    assert_string_equal(n->src, "10.0.0.1");
+    /* Hijack attempts from another IP: new address or new zone. Nothing changes. */
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "a", "6.6.6.6:80", "z", "6.6.6.6", 2, &known),
+                     -EADDRINUSE);
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "a", "10.0.0.1:80", "evil", "6.6.6.6", 2, &known),
+                     -EADDRINUSE);
+    n = p2p_swarm_node_get(&sw, "a");
+    assert_string_equal(n->addr, "10.0.0.1:80");
+    assert_string_equal(n->zone, "z");
+    assert_int_equal(n->last_ms, 1);
+    /* The same address from another IP refreshes but does not rebind. */
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "a", "10.0.0.1:80", "z", "6.6.6.6", 3, &known), 0);
+    assert_true(known);
+    n = p2p_swarm_node_get(&sw, "a");
+    assert_string_equal(n->src, "10.0.0.1");
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "a", "6.6.6.6:80", "z", "6.6.6.6", 4, &known),
+                     -EADDRINUSE);
+    /* The owner may move (new port, new zone); IPv6 sources compare as strings. */
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "a", "10.0.0.1:81", "y", "10.0.0.1", 5, &known), 0);
+    assert_string_equal(p2p_swarm_node_get(&sw, "a")->addr, "10.0.0.1:81");
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "v6", "[::1]:80", NULL, "[::1]", 5, &known), 0);
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "v6", "[::1]:81", NULL, "[::2]", 5, &known),
+                     -EADDRINUSE);
+    /* Expired (not yet swept): anyone may register it again, and it binds to the new IP. */
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "a", "6.6.6.6:80", "z", "6.6.6.6", 5 + 10001,
+                                         &known), 0);
+    n = p2p_swarm_node_get(&sw, "a");
+    assert_string_equal(n->addr, "6.6.6.6:80");
+    assert_string_equal(n->src, "6.6.6.6");
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "a", "10.0.0.1:80", "z", "10.0.0.1", 10010,
+                                         &known), -EADDRINUSE);
+    /* A node known only through reports has no address yet: its first heartbeat binds. */
+    assert_int_equal(report(&sw, "r", 1, 8, (int[]){0, -1}, 10010), 0);
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "r", "10.0.0.9:80", NULL, "10.0.0.9", 10010,
+                                         &known), 0);
+    assert_false(known);
+    assert_string_equal(p2p_swarm_node_get(&sw, "r")->src, "10.0.0.9");
+    /* Unknown source (NULL): no check, as before. */
+    assert_int_equal(p2p_swarm_heartbeat(&sw, "r", "10.0.0.8:80", NULL, NULL, 10011, &known), 0);
+    p2p_swarm_cleanup(&sw);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heartbeat_known), cmocka_unit_test(test_piece_map),
         cmocka_unit_test(test_limits),          cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_peers_order),     cmocka_unit_test(test_peers_large),
-        cmocka_unit_test(test_v1),
+        cmocka_unit_test(test_v1),              cmocka_unit_test(test_budgets),
+        cmocka_unit_test(test_squatting),       cmocka_unit_test(test_figures_incremental),
+        cmocka_unit_test(test_addr_binding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
