@@ -32,7 +32,13 @@ const struct p2p_cfg_field p2p_tracker_cfg_fields[] = {
     {"max_peers", P2P_CFG_U64, T_OFF(max_peers), "50", 1, 10000, NULL},
     {"max_nodes", P2P_CFG_U64, T_OFF(max_nodes), "100000", 1, 100000000, NULL},
     {"max_files", P2P_CFG_U64, T_OFF(max_files), "100000", 1, 100000000, NULL},
-    {"max_pieces", P2P_CFG_U64, T_OFF(max_pieces), "1048576", 1, 16777216, NULL},
+    /* A seed file is capped at 64 MiB (P2P_SEED_MAX_BYTES): at ~130 bytes per piece entry it
+     * lists about 500k pieces at most, so larger counts only serve to waste memory. */
+    {"max_pieces", P2P_CFG_U64, T_OFF(max_pieces), "524288", 1, 16777216, NULL},
+    /* Memory budget (docs/CONFIG.md): 4 B of holder counts per piece of every file (256 MiB at
+     * the default), plus the holders' bitfields (1 GiB); ~1.3 GiB in all at worst. */
+    {"max_total_pieces", P2P_CFG_U64, T_OFF(max_total_pieces), "67108864", 1, 1ULL << 40, NULL},
+    {"max_holder_bytes", P2P_CFG_SIZE, T_OFF(max_holder_bytes), "1GiB", 1, 0, NULL},
     {"store.type", P2P_CFG_ENUM, T_OFF(store_type), "memory", 0, 0, store_types},
     {"store.redis_url", P2P_CFG_STR, T_OFF(redis_url), "redis://127.0.0.1:6379", 0, 1024, NULL},
     {"log.level", P2P_CFG_ENUM, T_OFF(log.level), "info", 0, 0, log_levels},
@@ -225,6 +231,18 @@ static int tracker_check(const struct p2p_tracker_cfg *cfg, const char *where, c
     return 0;
 }
 
+/* The tracker's rule for zones (src/tracker/proto.c): at most 64 bytes of printable ASCII
+ * without space, '"' or '\\'; empty = none. */
+static bool zone_ok(const char *z)
+{
+    size_t n = 0;
+    for (; z[n]; n++)
+        if (n >= 64 || (unsigned char)z[n] <= 0x20 || (unsigned char)z[n] >= 0x7f ||
+            z[n] == '"' || z[n] == '\\')
+            return false;
+    return true;
+}
+
 static int node_check(const struct p2p_node_cfg *cfg, const char *where, char *err, size_t errlen)
 {
     char why[160];
@@ -236,6 +254,8 @@ static int node_check(const struct p2p_node_cfg *cfg, const char *where, char *e
         CHECK_FAIL("advertise_address", "'%.64s': %s", cfg->advertise_address, why);
     if (cfg->download_dir[0] == '\0')
         CHECK_FAIL("download_dir", "must not be empty");
+    if (!zone_ok(cfg->zone))
+        CHECK_FAIL("zone", "at most 64 printable characters, no spaces, quotes or backslashes");
     for (size_t i = 0; i < cfg->trackers.n; i++)
         if (check_hostport(cfg->trackers.v[i], false, false, why, sizeof why) < 0)
             CHECK_FAIL("trackers", "entry %zu '%.64s': %s", i + 1, cfg->trackers.v[i], why);

@@ -19,7 +19,9 @@ struct p2p_tracker_cfg {
     uint64_t max_peers;              /* cap on `max` of /v2/peers; default 50 */
     uint64_t max_nodes;              /* 503 beyond; default 100000 */
     uint64_t max_files;              /* 503 beyond; default 100000 */
-    uint64_t max_pieces;             /* largest pieceCount accepted; default 1048576 */
+    uint64_t max_pieces;             /* largest pieceCount accepted; default 524288 */
+    uint64_t max_total_pieces;       /* sum of pieceCount over files, 503 beyond; default 64Mi */
+    uint64_t max_holder_bytes;       /* holder entries + v1 pairs, 503 beyond; default 1GiB */
     char *store_type;                /* store.type: memory | redis */
     char *redis_url;                 /* store.redis_url */
     struct p2p_log_cfg log;
