@@ -645,8 +645,11 @@ static void call_setup(struct p2p_httpc_call *call, const struct p2p_httpc_opts 
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_URL, call->url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 0L);
+    /* Redirects only where the caller allows them (seed fetches), to http/https only. */
+    long redirs = o->max_redirects > 20 ? 20L : (long)o->max_redirects;
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, redirs > 0 ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, redirs);
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     /* Peers and trackers are dialled directly, whatever the environment's proxy variables say. */
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);

@@ -56,6 +56,8 @@ struct p2p_httpc_opts {
     bool chunked;                   /* send the body with Transfer-Encoding: chunked */
     const char *const *trailers;    /* NULL-terminated "Name: value" list sent after a chunked
                                        body (implies chunked), copied */
+    uint32_t max_redirects;         /* redirects followed (http/https targets only); 0 = none
+                                       (the default: a 3xx is the answer), at most 20 */
 };
 
 /** Creates a client on loop. One per process is typical. Calls curl_global_init once. */

@@ -44,4 +44,8 @@ uint32_t p2p_rand_below(uint32_t n);
 /** Writes a random UUIDv4 string (37 bytes with NUL). */
 void p2p_uuid4(char out[37]);
 
+/** Percent-encodes s for a URL query value (RFC 3986: every byte but A-Z a-z 0-9 - . _ ~ as
+ *  %XX). Returns a new string. */
+char *p2p_url_escape(const char *s);
+
 #endif

@@ -57,8 +57,30 @@ void *p2p_node_task_json(const struct p2p_node_file *f)
 /* ---- POST /v1/task ---- */
 
 struct task_req {
+    struct p2p_node_pending pend; /* first: drop() gets it back */
     struct p2p_node *n;
     struct p2p_httpd_req *req;
+};
+
+/* A seed fetch cancelled by a stop: the waiting request is answered 503. */
+static void task_req_drop(struct p2p_node_pending *p)
+{
+    struct task_req *t = (struct task_req *)p;
+    p2p_httpd_add_header(t->req, "Retry-After", "10");
+    p2p_httpd_respond_error(t->req, 503, "E001", "node is stopping");
+    free(t);
+}
+
+/* Seed parsing and validation (infoHash included) of a fetched or inline seed, on the pool. */
+struct parse_job {
+    struct p2p_node *n;
+    struct p2p_httpd_req *req;
+    char *buf;                    /* fetched seed text, or NULL */
+    size_t len;
+    json_t *obj;                  /* inline seed (owned reference), or NULL */
+    struct p2p_seed seed;
+    int rc;
+    char err[256];
 };
 
 static void created(struct p2p_node_file *f, int status, const char *err, void *ud)
@@ -87,6 +109,10 @@ static bool idle(const struct p2p_node_file *f)
 static void admit(struct p2p_node *n, struct p2p_httpd_req *req, struct p2p_seed *seed)
 {
     const char *why = NULL;
+    if (n->stopping) {
+        p2p_httpd_respond_error(req, 503, "E001", "node is stopping");
+        goto out;
+    }
     if (!p2p_name_is_safe(seed->file_name, strlen(seed->file_name), &why)) {
         p2p_httpd_respond_error(req, 400, "E001", "seed: field 'fileName': %s", why);
         goto out;
@@ -140,11 +166,48 @@ out:
     p2p_seed_cleanup(seed);
 }
 
+static void parse_work(void *arg)
+{
+    struct parse_job *j = arg;
+    if (j->obj)
+        j->rc = p2p_seed_from_json(j->obj, &j->seed, j->err, sizeof j->err);
+    else
+        j->rc = p2p_seed_parse(j->buf ? j->buf : "", j->len, &j->seed, j->err, sizeof j->err);
+}
+
+static void parse_after(void *arg)
+{
+    struct parse_job *j = arg;
+    if (j->obj)
+        json_decref(j->obj);
+    free(j->buf);
+    if (j->rc < 0) {
+        p2p_seed_cleanup(&j->seed);
+        p2p_httpd_respond_error(j->req, 400, "E001", "seed: %s", j->err);
+    } else {
+        admit(j->n, j->req, &j->seed);
+    }
+    free(j);
+}
+
+static void parse_seed(struct p2p_node *n, struct p2p_httpd_req *req, char *buf, size_t len,
+                       json_t *obj)
+{
+    struct parse_job *j = p2p_xcalloc(1, sizeof *j);
+    j->n = n;
+    j->req = req;
+    j->buf = buf;
+    j->len = len;
+    j->obj = obj;
+    p2p_node_job(n, parse_work, parse_after, j);
+}
+
 static void seed_fetched(const struct p2p_httpc_resp *resp, void *ud)
 {
     struct task_req *t = ud;
     struct p2p_node *n = t->n;
     struct p2p_httpd_req *req = t->req;
+    p2p_node_call_done(n, &t->pend);
     free(t);
     if (resp->err == UV_E2BIG) {
         p2p_httpd_respond_error(req, 400, "E001", "seedFile: larger than %u bytes",
@@ -161,15 +224,16 @@ static void seed_fetched(const struct p2p_httpc_resp *resp, void *ud)
                                 resp->status);
         return;
     }
-    struct p2p_seed seed = {0};
-    char err[256];
-    if (p2p_seed_parse(resp->body ? resp->body : "", resp->body_len, &seed, err, sizeof err) <
-        0) {
-        p2p_seed_cleanup(&seed);
-        p2p_httpd_respond_error(req, 400, "E001", "seed: %s", err);
+    if (n->stopping) {
+        p2p_httpd_respond_error(req, 503, "E001", "node is stopping");
         return;
     }
-    admit(n, req, &seed);
+    /* parsed, validated and hashed on the pool: a seed may be up to 64 MiB */
+    char *copy = p2p_xmalloc(resp->body_len + 1);
+    if (resp->body_len)
+        memcpy(copy, resp->body, resp->body_len);
+    copy[resp->body_len] = '\0';
+    parse_seed(n, req, copy, resp->body_len, NULL);
 }
 
 static void task_aborted(struct p2p_httpd_req *req, void *ud)
@@ -208,17 +272,14 @@ void p2p_node_api_task_post(struct p2p_httpd_req *req, void *ud)
     }
     p2p_httpd_on_abort(req, task_aborted, NULL);
     if (inline_seed) {
-        struct p2p_seed seed = {0};
         if (!json_is_object(inline_seed)) {
             p2p_httpd_respond_error(req, 400, "E001", "field 'seed': must be an object");
             goto out;
         }
-        if (p2p_seed_from_json(inline_seed, &seed, err, sizeof err) < 0) {
-            p2p_seed_cleanup(&seed);
-            p2p_httpd_respond_error(req, 400, "E001", "seed: %s", err);
-            goto out;
-        }
-        admit(n, req, &seed);
+        /* detached from the body object: from here on only the pool job touches it */
+        json_incref(inline_seed);
+        json_object_del(o, "seed");
+        parse_seed(n, req, NULL, 0, inline_seed);
         goto out;
     }
     if (strlen(url) > 4096 ||
@@ -228,6 +289,7 @@ void p2p_node_api_task_post(struct p2p_httpd_req *req, void *ud)
         goto out;
     }
     struct task_req *t = p2p_xcalloc(1, sizeof *t);
+    t->pend.drop = task_req_drop;
     t->n = n;
     t->req = req;
     struct p2p_httpc_opts opts = {
@@ -235,8 +297,9 @@ void p2p_node_api_task_post(struct p2p_httpd_req *req, void *ud)
         .max_body = P2P_SEED_MAX_BYTES,
         .connect_timeout_ms = 5000,
         .timeout_ms = P2P_NODE_SEED_FETCH_MS,
+        .max_redirects = 5, /* the original followed redirects; http/https targets only */
     };
-    p2p_httpc_request(n->httpc, &opts, seed_fetched, t);
+    p2p_node_call(n, &t->pend, &opts, seed_fetched, t);
 out:
     json_decref(o);
 }

@@ -25,6 +25,58 @@ void p2p_node_peer_free(struct p2p_node_peer *p)
     free(p);
 }
 
+/* ---- piece buffers: reused, so a steady download does not fault in fresh pages per piece ---- */
+
+uint8_t *p2p_node_buf_get(struct p2p_node *n, size_t len, size_t *cap)
+{
+    for (size_t i = n->nspare; i-- > 0;) {
+        if (n->spare[i].cap < len)
+            continue;
+        uint8_t *p = n->spare[i].p;
+        *cap = n->spare[i].cap;
+        n->spare[i] = n->spare[--n->nspare];
+        return p;
+    }
+    *cap = len ? len : 1;
+    return p2p_xmalloc(*cap);
+}
+
+void p2p_node_buf_put(struct p2p_node *n, uint8_t *buf, size_t cap)
+{
+    if (!buf)
+        return;
+    size_t kept = 0;
+    for (size_t i = 0; i < n->nspare; i++)
+        kept += n->spare[i].cap;
+    /* spares never hold more than the in-flight budget (huge pieces are not kept) */
+    if (n->nspare < P2P_NODE_SPARE_BUFS && kept + cap <= P2P_NODE_PIECE_MEM && !n->stopping) {
+        n->spare[n->nspare].p = buf;
+        n->spare[n->nspare].cap = cap;
+        n->nspare++;
+        return;
+    }
+    free(buf);
+}
+
+void p2p_node_buf_drain(struct p2p_node *n)
+{
+    while (n->nspare > 0)
+        free(n->spare[--n->nspare].p);
+}
+
+/* A fetch or verification ended: its piece no longer counts against P2P_NODE_PIECE_MEM. Files
+ * that stopped scheduling at the limit are scheduled again. */
+static void mem_release(struct p2p_node *n, uint64_t len, const struct p2p_node_file *except)
+{
+    n->piece_mem = n->piece_mem > len ? n->piece_mem - len : 0;
+    if (!n->mem_blocked)
+        return;
+    n->mem_blocked = false;
+    for (struct p2p_node_file *f = n->files; f; f = f->next)
+        if (f != except)
+            p2p_node_download_schedule(f);
+}
+
 int64_t p2p_node_pick(const struct p2p_bitfield *have, const uint8_t *reqs, const uint16_t *avail,
                       const struct p2p_bitfield *const *peer_bf, const bool *usable,
                       size_t npeers)
@@ -117,7 +169,8 @@ static void fetch_cancel(struct p2p_node_file *f, struct p2p_node_fetch *fe)
     if (fe->call)
         p2p_httpc_cancel(fe->call);
     f->reqs[fe->index]--;
-    free(fe->buf);
+    p2p_node_buf_put(f->node, fe->buf, fe->cap);
+    mem_release(f->node, fe->len, f);
     free(fe);
 }
 
@@ -126,8 +179,12 @@ static int fetch_data(const char *data, size_t len, void *ud)
     struct p2p_node_fetch *fe = ud;
     if (len > fe->len - fe->got)
         return -1; /* more than the piece: never buffer beyond it */
-    if (!fe->buf)
-        fe->buf = p2p_xmalloc(fe->len ? fe->len : 1);
+    if (!fe->buf) {
+        /* sized for any piece of the file, so the buffer can be reused for the next one */
+        struct p2p_node_file *f = fe->f;
+        size_t want = fe->len > f->seed.piece_length ? fe->len : f->seed.piece_length;
+        fe->buf = p2p_node_buf_get(f->node, want, &fe->cap);
+    }
     memcpy(fe->buf + fe->got, data, len);
     fe->got += len;
     return 0;
@@ -138,6 +195,7 @@ struct verify_job {
     struct p2p_node_peer *peer;
     uint32_t index;
     uint8_t *buf;
+    size_t cap;
     uint64_t len;
     int rc;              /* 0, -EBADMSG (hash mismatch), or a write error */
 };
@@ -171,6 +229,7 @@ static void verify_after(void *arg)
     f->busy--;
     f->verifying--;
     f->reqs[j->index]--;
+    j->peer->jobs--;
     if (j->rc == 0) {
         if (j->peer->faults)
             j->peer->faults--;
@@ -193,7 +252,8 @@ static void verify_after(void *arg)
         f->state = P2P_NODE_FAILED;
         p2p_node_store_close(f, false);
     }
-    free(j->buf);
+    p2p_node_buf_put(n, j->buf, j->cap);
+    mem_release(n, j->len, f);
     free(j);
     p2p_node_store_idle(f);
     p2p_node_download_schedule(f);
@@ -215,12 +275,14 @@ static void fetch_done(const struct p2p_httpc_resp *resp, void *ud)
         struct verify_job *j = p2p_xcalloc(1, sizeof *j);
         j->f = f;
         j->peer = p;
+        p->jobs++; /* the peer outlives the job (merge_peers never evicts it meanwhile) */
         j->index = fe->index;
         j->buf = fe->buf;
+        j->cap = fe->cap;
         j->len = fe->len;
         if (!j->buf) /* zero-length pieces do not exist, but stay safe */
-            j->buf = p2p_xmalloc(1);
-        fe->buf = NULL;
+            j->buf = p2p_node_buf_get(f->node, 1, &j->cap);
+        fe->buf = NULL; /* the piece stays counted in piece_mem until verify_after */
         f->busy++;
         f->verifying++;
         free(fe);
@@ -230,7 +292,8 @@ static void fetch_done(const struct p2p_httpc_resp *resp, void *ud)
     }
     f->reqs[fe->index]--;
     if (!ok) {
-        if (resp->err == 0 && resp->status == 503) {
+        if (resp->err == 0 && resp->status >= 500 && resp->status < 600) {
+            /* busy, stopping, finishing or a server error: back off, no fault */
             const char *ra = p2p_httpc_resp_header(resp, "Retry-After");
             uint64_t secs = 1;
             if (ra && (p2p_parse_u64(ra, strlen(ra), &secs) < 0 || secs > 60))
@@ -253,7 +316,8 @@ static void fetch_done(const struct p2p_httpc_resp *resp, void *ud)
             fault(f, p, 0, why);
         }
     }
-    free(fe->buf);
+    p2p_node_buf_put(f->node, fe->buf, fe->cap);
+    mem_release(f->node, fe->len, f);
     free(fe);
     p2p_node_download_schedule(f);
 }
@@ -276,6 +340,7 @@ static void fetch_start(struct p2p_node_file *f, struct p2p_node_peer *p, uint32
     p->inflight++;
     f->reqs[index]++;
     f->nfetch++;
+    f->node->piece_mem += fe->len;
     fe->next = f->fetches;
     f->fetches = fe;
     fe->call = p2p_httpc_request(f->node->httpc, &opts, fetch_done, fe);
@@ -336,6 +401,27 @@ static bool rate_allows(struct p2p_node *n, struct p2p_node_file *f, uint64_t le
     return true;
 }
 
+bool p2p_node_endgame(const struct p2p_bitfield *got, const uint8_t *reqs, uint32_t inflight)
+{
+    if (got->nbits - got->count > inflight)
+        return false; /* more pieces missing than requests in flight */
+    for (uint32_t i = 0; i < got->nbits; i++)
+        if (!reqs[i] && !p2p_bitfield_get(got, i))
+            return false;
+    return true;
+}
+
+/* The piece-memory cap: P2P_NODE_PIECE_MEM, or 4 pieces of the largest piece length among the
+ * downloads (8 MiB+ pieces still have several in flight), at most P2P_NODE_PIECE_MEM_MAX. */
+static uint64_t piece_mem_cap(const struct p2p_node *n)
+{
+    uint64_t cap = P2P_NODE_PIECE_MEM;
+    for (const struct p2p_node_file *f = n->files; f; f = f->next)
+        if (f->state == P2P_NODE_DOWNLOADING && 4 * f->seed.piece_length > cap)
+            cap = 4 * f->seed.piece_length;
+    return cap < P2P_NODE_PIECE_MEM_MAX ? cap : P2P_NODE_PIECE_MEM_MAX;
+}
+
 void p2p_node_download_schedule(struct p2p_node_file *f)
 {
     if (!downloading(f) || !f->avail)
@@ -347,6 +433,7 @@ void p2p_node_download_schedule(struct p2p_node_file *f)
         max = 1;
     if (f->nfetch + f->verifying >= max || f->npeers == 0)
         return;
+    uint64_t mem_cap = piece_mem_cap(n);
     bool *usable = p2p_xcalloc(f->npeers, sizeof *usable);
     const struct p2p_bitfield **bfs = p2p_xcalloc(f->npeers, sizeof *bfs);
     for (size_t j = 0; j < f->npeers; j++)
@@ -358,7 +445,7 @@ void p2p_node_download_schedule(struct p2p_node_file *f)
         struct p2p_node_peer *p = NULL;
         if (i >= 0) {
             p = choose_peer(f, (uint32_t)i, now);
-        } else {
+        } else if (p2p_node_endgame(&f->got, f->reqs, f->nfetch + f->verifying)) {
             /* endgame: every missing piece is requested; duplicate the in-flight ones on other
              * peers, and the first good copy cancels the rest */
             for (struct p2p_node_fetch *fe = f->fetches; fe && !p; fe = fe->next) {
@@ -370,6 +457,11 @@ void p2p_node_download_schedule(struct p2p_node_file *f)
         }
         if (!p)
             break;
+        uint64_t plen = p2p_seed_piece_len(&f->seed, (uint32_t)i);
+        if (n->piece_mem > 0 && n->piece_mem + plen > mem_cap) {
+            n->mem_blocked = true; /* scheduled again when a piece buffer is released */
+            break;
+        }
         if (!rate_allows(n, f, p2p_seed_piece_len(&f->seed, (uint32_t)i), now))
             break;
         fetch_start(f, p, (uint32_t)i);
@@ -380,11 +472,64 @@ void p2p_node_download_schedule(struct p2p_node_file *f)
 
 /* ---- peer lists ---- */
 
+#define PEER_STALE_MS 30000      /* peers absent from every list this long are forgotten */
+
 struct peers_ctx {
+    struct p2p_node_pending pend; /* first: drop() gets it back */
     struct p2p_node *n;
     struct p2p_node_tracker *t;
     char info_hash[65];
 };
+
+static void peers_drop(struct p2p_node_pending *p)
+{
+    free(p);
+}
+
+static bool evictable(const struct p2p_node_peer *p)
+{
+    return p->inflight == 0 && p->jobs == 0;
+}
+
+static void peer_remove(struct p2p_node_file *f, size_t j)
+{
+    p2p_node_peer_free(f->peers[j]);
+    f->peers[j] = f->peers[--f->npeers];
+}
+
+/* Room for a new peer at P2P_NODE_MAX_PEERS: evicts an idle banned peer, else the idle peer
+ * listed least recently. Returns false if every peer is busy. */
+static bool make_room(struct p2p_node_file *f)
+{
+    size_t victim = SIZE_MAX;
+    for (size_t j = 0; j < f->npeers; j++) {
+        const struct p2p_node_peer *p = f->peers[j];
+        if (!evictable(p))
+            continue;
+        if (victim == SIZE_MAX) {
+            victim = j;
+            continue;
+        }
+        const struct p2p_node_peer *v = f->peers[victim];
+        if ((p->banned && !v->banned) || (p->banned == v->banned && p->seen_ms < v->seen_ms))
+            victim = j;
+    }
+    if (victim == SIZE_MAX)
+        return false;
+    peer_remove(f, victim);
+    return true;
+}
+
+/* Forgets idle peers no tracker has listed lately (their bitfields are stale); banned ones are
+ * kept so the ban holds, unless room is needed. */
+static void prune_peers(struct p2p_node_file *f, uint64_t now)
+{
+    for (size_t j = f->npeers; j-- > 0;) {
+        const struct p2p_node_peer *p = f->peers[j];
+        if (!p->banned && evictable(p) && now > p->seen_ms + PEER_STALE_MS)
+            peer_remove(f, j);
+    }
+}
 
 static bool addr_ok(const char *a)
 {
@@ -411,6 +556,7 @@ static struct p2p_node_ann *ann_of(struct p2p_node_file *f, struct p2p_node_trac
 static void merge_peers(struct p2p_node_file *f, json_t *peers)
 {
     struct p2p_node *n = f->node;
+    uint64_t now = p2p_now_ms();
     size_t idx;
     json_t *e;
     json_array_foreach(peers, idx, e)
@@ -432,7 +578,7 @@ static void merge_peers(struct p2p_node_file *f, json_t *peers)
             if (strcmp(f->peers[j]->node_id, id) == 0)
                 p = f->peers[j];
         if (!p) {
-            if (f->npeers >= P2P_NODE_MAX_PEERS) {
+            if (f->npeers >= P2P_NODE_MAX_PEERS && !make_room(f)) {
                 free(raw);
                 continue;
             }
@@ -447,14 +593,17 @@ static void merge_peers(struct p2p_node_file *f, json_t *peers)
             p->addr = p2p_xstrdup(addr);
         }
         p2p_bitfield_load(&p->bf, raw, rawlen); /* wrong size: keeps the old view */
+        p->seen_ms = now;
         free(raw);
     }
+    prune_peers(f, now);
     recount_avail(f);
 }
 
 static void peers_done(const struct p2p_httpc_resp *resp, void *ud)
 {
     struct peers_ctx *c = ud;
+    p2p_node_call_done(c->n, &c->pend);
     struct p2p_node_file *f = p2p_node_find(c->n, c->info_hash);
     struct p2p_node_ann *a = f ? ann_of(f, c->t) : NULL;
     free(c);
@@ -486,16 +635,20 @@ static void request_peers(struct p2p_node_file *f, struct p2p_node_ann *a, uint6
     struct p2p_node *n = f->node;
     bool idle = f->nfetch == 0;
     a->peers_next_ms = now + (idle ? PEERS_IDLE_MS : PEERS_PERIOD_MS);
-    char *path;
-    if (n->cfg.zone && *n->cfg.zone)
+    char *path, *id = p2p_url_escape(n->node_id);
+    if (n->cfg.zone && *n->cfg.zone) {
+        char *zone = p2p_url_escape(n->cfg.zone);
         path = p2p_xasprintf("/v2/peers?infoHash=%s&nodeId=%s&zone=%s&max=50",
-                             f->seed.info_hash, n->node_id, n->cfg.zone);
-    else
-        path = p2p_xasprintf("/v2/peers?infoHash=%s&nodeId=%s&max=50", f->seed.info_hash,
-                             n->node_id);
+                             f->seed.info_hash, id, zone);
+        free(zone);
+    } else {
+        path = p2p_xasprintf("/v2/peers?infoHash=%s&nodeId=%s&max=50", f->seed.info_hash, id);
+    }
+    free(id);
     char *url = p2p_node_tracker_url(a->t, path);
     free(path);
     struct peers_ctx *c = p2p_xcalloc(1, sizeof *c);
+    c->pend.drop = peers_drop;
     c->n = n;
     c->t = a->t;
     memcpy(c->info_hash, f->seed.info_hash, sizeof c->info_hash);
@@ -508,7 +661,7 @@ static void request_peers(struct p2p_node_file *f, struct p2p_node_ann *a, uint6
         .timeout_ms = 5000,
     };
     a->peers_inflight = true;
-    p2p_httpc_request(n->httpc, &opts, peers_done, c);
+    p2p_node_call(n, &c->pend, &opts, peers_done, c);
     free(url);
 }
 
@@ -526,8 +679,13 @@ void p2p_node_download_start(struct p2p_node_file *f)
         f->peers[i]->faults = 0;
     }
     recount_avail(f);
-    for (size_t i = 0; i < f->nann; i++)
+    /* ask every tracker for peers now rather than at the next tick */
+    uint64_t now = p2p_now_ms();
+    for (size_t i = 0; i < f->nann; i++) {
         f->ann[i].peers_next_ms = 0;
+        if (downloading(f) && !f->ann[i].peers_inflight)
+            request_peers(f, &f->ann[i], now);
+    }
     f->next_schedule_ms = 0;
     p2p_node_download_schedule(f);
 }
@@ -540,6 +698,11 @@ void p2p_node_download_stop(struct p2p_node_file *f)
 
 void p2p_node_download_tick(struct p2p_node *n, uint64_t now)
 {
+    bool active = false;
+    for (struct p2p_node_file *f = n->files; f; f = f->next)
+        active = active || downloading(f);
+    if (!active && n->piece_mem == 0)
+        p2p_node_buf_drain(n); /* spare piece buffers are for downloads in progress */
     for (struct p2p_node_file *f = n->files; f; f = f->next) {
         if (now >= f->speed_window_ms + 1000) {
             uint64_t el = f->speed_window_ms ? now - f->speed_window_ms : 1000;

@@ -101,6 +101,12 @@ static void send_range(struct p2p_node *n, struct p2p_httpd_req *req, int status
 static void send_piece(struct p2p_node *n, struct p2p_httpd_req *req, struct p2p_node_file *f,
                        uint32_t i)
 {
+    if (f->finishing) {
+        /* the data is being moved to complete_dir: come back shortly (not an error) */
+        p2p_httpd_add_header(req, "Retry-After", "1");
+        p2p_httpd_respond_error(req, 503, "E001", "file is being finished");
+        return;
+    }
     if (!take_slot(n, req))
         return;
     uint64_t off = (uint64_t)i * f->seed.piece_length;
@@ -118,7 +124,7 @@ void p2p_node_serve_piece(struct p2p_httpd_req *req, void *ud)
         p2p_httpd_respond_error(req, 400, "E001", "bad piece index");
         return;
     }
-    if (!held(f) || i >= f->seed.npieces || !p2p_bitfield_get(&f->have, (uint32_t)i)) {
+    if (!held(f) || i >= f->seed.npieces || !p2p_bitfield_get(&f->got, (uint32_t)i)) {
         p2p_httpd_respond_error(req, 404, "E001", "piece not held");
         return;
     }
@@ -137,9 +143,22 @@ void p2p_node_serve_piece_v1(struct p2p_httpd_req *req, void *ud)
     for (struct p2p_node_file *f = n->files; f; f = f->next) {
         if (!held(f) || f->seed.algo != P2P_HASH_SHA1)
             continue;
+        if (f->v1_order) { /* pieces sorted by digest: binary search */
+            int64_t k = p2p_node_v1_index_find(&f->seed, f->v1_order, want);
+            for (; k >= 0 && k < f->seed.npieces &&
+                   memcmp(f->seed.pieces[f->v1_order[k]].digest, want, 20) == 0;
+                 k++) {
+                if (p2p_bitfield_get(&f->got, f->v1_order[k])) {
+                    send_piece(n, req, f, f->v1_order[k]);
+                    return;
+                }
+            }
+            continue;
+        }
+        p2p_node_seed_cache(f); /* builds the index; until then, a scan */
         for (uint32_t i = 0; i < f->seed.npieces; i++) {
             if (memcmp(f->seed.pieces[i].digest, want, 20) == 0 &&
-                p2p_bitfield_get(&f->have, i)) {
+                p2p_bitfield_get(&f->got, i)) {
                 send_piece(n, req, f, i);
                 return;
             }
@@ -196,10 +215,14 @@ void p2p_node_serve_seed(struct p2p_httpd_req *req, void *ud)
         p2p_httpd_respond_error(req, 404, "E001", "unknown infoHash");
         return;
     }
-    size_t len = 0;
-    char *text = p2p_seed_serialize(&f->seed, &len);
-    p2p_httpd_respond(req, 200, "application/json", text, len);
-    free(text);
+    if (f->seed_json) { /* serialized once, on the pool */
+        p2p_httpd_respond(req, 200, "application/json", f->seed_json, f->seed_json_len);
+        return;
+    }
+    if (held(f))
+        p2p_node_seed_cache(f);
+    p2p_httpd_add_header(req, "Retry-After", "1");
+    p2p_httpd_respond_error(req, 503, "E001", "seed not ready yet");
 }
 
 void p2p_node_serve_seeds(struct p2p_httpd_req *req, void *ud)

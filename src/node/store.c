@@ -72,9 +72,13 @@ void p2p_node_file_free(struct p2p_node_file *f)
     free(f->peers);
     free(f->avail);
     free(f->reqs);
-    for (size_t i = 0; i < f->nann; i++)
+    for (size_t i = 0; i < f->nann; i++) {
         free(f->ann[i].have);
+        p2p_bitfield_cleanup(&f->ann[i].v1_sent);
+    }
     free(f->ann);
+    free(f->seed_json);
+    free(f->v1_order);
     p2p_bitfield_cleanup(&f->have);
     p2p_bitfield_cleanup(&f->got);
     p2p_seed_cleanup(&f->seed);
@@ -156,6 +160,9 @@ struct create_job {
     uint8_t *bits;     /* bitfield loaded for a resume, or NULL */
     uint32_t rechecked_bad; /* claimed pieces that failed the resume re-hash */
     int fd;
+    char *text;        /* the serialized seed (GET /v2/seed), built here off the loop */
+    size_t text_len;
+    uint32_t *order;   /* SHA-1 seeds: pieces by digest */
     char err[512];
 };
 
@@ -180,7 +187,8 @@ static int load_bits(const char *path, uint32_t nbits, uint8_t **out)
 
 /* Resume check (pool thread): clears the bits of claimed pieces whose data does not match,
  * e.g. after a power loss. Returns how many were cleared. */
-static uint32_t recheck_bits(const struct p2p_seed *s, int fd, uint8_t *bits)
+static uint32_t recheck_bits(const struct p2p_seed *s, int fd, uint8_t *bits,
+                             const atomic_bool *abandon)
 {
     struct p2p_bitfield bf = {.bits = bits, .nbits = s->npieces};
     uint8_t *buf = p2p_xmalloc(s->piece_length ? s->piece_length : 1);
@@ -188,6 +196,8 @@ static uint32_t recheck_bits(const struct p2p_seed *s, int fd, uint8_t *bits)
     for (uint32_t i = 0; i < s->npieces; i++) {
         if (!p2p_bitfield_get(&bf, i))
             continue;
+        if (atomic_load_explicit(abandon, memory_order_relaxed))
+            break; /* stopping: the caller sees the flag and drops the result */
         uint64_t len = p2p_seed_piece_len(s, i), got = 0;
         while (got < len) {
             ssize_t r = pread(fd, buf + got, len - got, (off_t)(i * s->piece_length + got));
@@ -221,10 +231,20 @@ static void create_work(void *arg)
             strcmp(other.info_hash, s->info_hash) == 0 && stat(f->cp_data, &st) == 0 &&
             (uint64_t)st.st_size == s->length) {
             j->complete = true;
+            j->text = p2p_seed_serialize(s, &j->text_len);
+            if (s->algo == P2P_HASH_SHA1)
+                j->order = p2p_node_v1_index_build(s);
             goto out;
         }
         j->rc = -EEXIST;
         snprintf(j->err, sizeof j->err, "a different complete file named '%s' exists",
+                 s->file_name);
+        goto out;
+    }
+    if (strcmp(f->cp_data, f->dl_data) != 0 && path_exists(f->cp_data)) {
+        /* the final move would fail at the very end: refuse now */
+        j->rc = -EEXIST;
+        snprintf(j->err, sizeof j->err, "a file named '%s' already exists in complete_dir",
                  s->file_name);
         goto out;
     }
@@ -255,7 +275,9 @@ static void create_work(void *arg)
             goto out;
         }
     }
-    int fd = open(f->dl_data, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    /* a new download never opens an existing file or follows a symlink planted in its place */
+    int fd = open(f->dl_data, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (have_seed ? 0 : O_EXCL),
+                  0644);
     if (fd < 0) {
         j->rc = -errno;
         snprintf(j->err, sizeof j->err, "opening %s: %s", f->dl_data, strerror(errno));
@@ -284,8 +306,17 @@ static void create_work(void *arg)
         }
     }
     if (j->bits)
-        j->rechecked_bad = recheck_bits(s, fd, j->bits);
+        j->rechecked_bad = recheck_bits(s, fd, j->bits, &f->node->abandon);
+    if (atomic_load(&f->node->abandon)) {
+        close(fd); /* stopping: the resume is found again at the next start */
+        j->rc = -ECANCELED;
+        snprintf(j->err, sizeof j->err, "node is stopping");
+        goto out;
+    }
     j->fd = fd;
+    j->text = p2p_seed_serialize(s, &j->text_len);
+    if (s->algo == P2P_HASH_SHA1)
+        j->order = p2p_node_v1_index_build(s);
 out:
     p2p_seed_cleanup(&other);
 }
@@ -295,8 +326,22 @@ static void create_after(void *arg)
     struct create_job *j = arg;
     struct p2p_node_file *f = j->f;
     f->busy--;
+    if (j->rc == 0 && !f->seed_json) {
+        f->seed_json = j->text;
+        f->seed_json_len = j->text_len;
+        j->text = NULL;
+        free(f->v1_order);
+        f->v1_order = j->order;
+        j->order = NULL;
+    }
     if (j->rc == 0 && f->state == P2P_NODE_CANCELED) {
         f->fd = j->fd; /* deleted while its files were prepared: closed (and removed) below */
+        if (j->complete) {
+            /* it was complete on disk: a DELETE never removes a finished file */
+            f->remove_on_close = false;
+            free(f->data_path);
+            f->data_path = p2p_xstrdup(f->cp_data);
+        }
     } else if (j->rc == 0) {
         if (j->complete) {
             f->state = P2P_NODE_SEEDING;
@@ -333,6 +378,8 @@ static void create_after(void *arg)
     char err[sizeof j->err];
     memcpy(err, j->err, sizeof err);
     free(j->bits);
+    free(j->text);
+    free(j->order);
     free(j);
     struct p2p_node *n = f->node;
     if (rc == 0 && (f->closing || n->stopping || f->state == P2P_NODE_CANCELED)) {
@@ -451,12 +498,12 @@ struct finish_job {
     char err[512];
 };
 
-static int copy_file(const char *from, const char *to)
+static int copy_file(const char *from, const char *to, const atomic_bool *abandon)
 {
     int in = open(from, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return -errno;
-    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     int rc = 0;
     if (out < 0) {
         rc = -errno;
@@ -465,6 +512,10 @@ static int copy_file(const char *from, const char *to)
     }
     char *buf = p2p_xmalloc(1 << 20);
     for (;;) {
+        if (atomic_load_explicit(abandon, memory_order_relaxed)) {
+            rc = -ECANCELED; /* stopping: the download is finished again at the next start */
+            break;
+        }
         ssize_t r = read(in, buf, 1 << 20);
         if (r < 0 && errno == EINTR)
             continue;
@@ -493,9 +544,28 @@ out:
     close(in);
     if (rc == 0)
         unlink(from);
-    else
+    else if (rc != -EEXIST)
         unlink(to);
     return rc;
+}
+
+/* Moves from to to without ever replacing an existing to: renameat2(RENAME_NOREPLACE), else
+ * link + unlink, else (another filesystem) a copy. Returns 0 or a negative errno. */
+static int move_noreplace(const char *from, const char *to, const atomic_bool *abandon)
+{
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno == EXDEV)
+        return copy_file(from, to, abandon);
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+        return -errno;
+    if (link(from, to) == 0) {
+        unlink(from);
+        return 0;
+    }
+    if (errno == EXDEV)
+        return copy_file(from, to, abandon);
+    return -errno;
 }
 
 static void finish_work(void *arg)
@@ -514,8 +584,8 @@ static void finish_work(void *arg)
         int rc = p2p_mkdirs(f->node->complete_dir);
         if (rc == 0 && path_exists(f->cp_data))
             rc = -EEXIST;
-        if (rc == 0 && rename(f->dl_data, f->cp_data) < 0)
-            rc = errno == EXDEV ? copy_file(f->dl_data, f->cp_data) : -errno;
+        if (rc == 0)
+            rc = move_noreplace(f->dl_data, f->cp_data, &f->node->abandon);
         if (rc < 0) {
             j->rc = rc;
             snprintf(j->err, sizeof j->err, "moving to %s: %s", f->cp_data, strerror(-rc));
@@ -546,24 +616,35 @@ static void finish_after(void *arg)
 {
     struct finish_job *j = arg;
     struct p2p_node_file *f = j->f;
+    struct p2p_node *n = f->node;
     f->busy--;
     f->finishing = false;
     f->fd = -1;
+    /* cancelled (DELETE) or stopping while the file was moved: it stays so, nothing announced */
+    bool cancelled = f->closing || f->state == P2P_NODE_CANCELED || n->stopping;
     if (j->rc < 0) {
-        f->state = P2P_NODE_FAILED;
+        if (f->state != P2P_NODE_CANCELED)
+            f->state = P2P_NODE_FAILED;
         set_error(f, j->err);
-        p2p_error("%s: %s", f->seed.file_name, j->err);
+        if (j->rc == -ECANCELED)
+            p2p_info("%s: finishing abandoned (stopping)", f->seed.file_name);
+        else
+            p2p_error("%s: %s", f->seed.file_name, j->err);
     } else {
-        f->state = P2P_NODE_SEEDING;
         free(f->data_path);
         f->data_path = p2p_xstrdup(f->cp_data);
-        p2p_info("%s: complete, %llu bytes verified, seeding", f->seed.file_name,
-                 (unsigned long long)f->seed.length);
-        p2p_node_announce_full(f);
+        if (f->state != P2P_NODE_CANCELED)
+            f->state = P2P_NODE_SEEDING;
+        p2p_info("%s: complete, %llu bytes verified, %s", f->seed.file_name,
+                 (unsigned long long)f->seed.length,
+                 f->state == P2P_NODE_SEEDING ? "seeding" : "not seeding (cancelled)");
+        if (!cancelled)
+            p2p_node_announce_full(f);
     }
     free(j);
-    if (f->node->stopping)
-        p2p_node_stop_check(f->node);
+    p2p_node_store_idle(f);
+    if (n->stopping)
+        p2p_node_stop_check(n);
 }
 
 static void start_finish(struct p2p_node_file *f)
@@ -591,15 +672,22 @@ struct close_job {
 static void close_work(void *arg)
 {
     struct close_job *j = arg;
+    struct p2p_node_file *f = j->f;
     if (j->fd >= 0) {
         fdatasync(j->fd);
         close(j->fd);
     }
-    if (j->remove) {
-        unlink(j->f->dl_data);
-        unlink(j->f->dl_bf);
-        unlink(j->f->dl_seed);
-    }
+    if (!j->remove)
+        return;
+    /* a finished file (its .ok beside it) is never removed by a cancel */
+    char *ok = join_ext(f->node->download_dir, f->seed.file_name, ".ok");
+    bool finished = ok && path_exists(ok);
+    free(ok);
+    if (finished)
+        return;
+    unlink(f->dl_data);
+    unlink(f->dl_bf);
+    unlink(f->dl_seed);
 }
 
 static void close_after(void *arg)
@@ -663,18 +751,37 @@ void p2p_node_store_tick(struct p2p_node *n, uint64_t now)
     }
 }
 
+static void seed_copy(struct p2p_seed *dst, const struct p2p_seed *src)
+{
+    dst->version = src->version;
+    dst->file_name = src->file_name ? p2p_xstrdup(src->file_name) : NULL;
+    dst->tracker_addr = src->tracker_addr ? p2p_xstrdup(src->tracker_addr) : NULL;
+    dst->ntrackers = src->ntrackers;
+    dst->trackers = p2p_xcalloc(src->ntrackers ? src->ntrackers : 1, sizeof *dst->trackers);
+    for (size_t i = 0; i < src->ntrackers; i++)
+        dst->trackers[i] = p2p_xstrdup(src->trackers[i]);
+    dst->length = src->length;
+    dst->piece_length = src->piece_length;
+    dst->algo = src->algo;
+    dst->npieces = src->npieces;
+    dst->pieces = p2p_xmalloc(src->npieces ? src->npieces * sizeof *src->pieces : 1);
+    if (src->npieces)
+        memcpy(dst->pieces, src->pieces, src->npieces * sizeof *src->pieces);
+    memcpy(dst->info_hash, src->info_hash, sizeof dst->info_hash);
+    dst->created_at = src->created_at ? p2p_xstrdup(src->created_at) : NULL;
+}
+
 int p2p_node_adopt_complete(struct p2p_node *n, const struct p2p_seed *seed)
 {
     if (p2p_node_find(n, seed->info_hash))
         return 0;
     if (p2p_node_find_name(n, seed->file_name))
         return -EEXIST;
-    json_t *j = p2p_seed_to_json(seed);
+    /* a plain copy: the seed was validated (and its infoHash computed) by the TUS module, so
+     * nothing is re-parsed or re-hashed on the loop thread */
     struct p2p_seed copy = {0};
-    char err[256];
-    int rc = p2p_seed_from_json(j, &copy, err, sizeof err);
-    json_decref(j);
-    struct p2p_node_file *f = rc == 0 ? p2p_node_file_new(n, &copy) : NULL;
+    seed_copy(&copy, seed);
+    struct p2p_node_file *f = p2p_node_file_new(n, &copy);
     p2p_seed_cleanup(&copy);
     if (!f)
         return -EINVAL;
@@ -687,6 +794,7 @@ int p2p_node_adopt_complete(struct p2p_node *n, const struct p2p_seed *seed)
     f->bytes_done = f->seed.length;
     p2p_info("seeding %s (%s)", f->seed.file_name, f->seed.info_hash);
     p2p_node_announce_full(f);
+    p2p_node_seed_cache(f);
     return 0;
 }
 
@@ -695,6 +803,9 @@ int p2p_node_adopt_complete(struct p2p_node *n, const struct p2p_seed *seed)
 struct scan_item {
     struct p2p_seed seed;
     bool complete;
+    char *text;            /* complete files: serialized seed and SHA-1 piece order */
+    size_t text_len;
+    uint32_t *order;
     struct scan_item *next;
 };
 
@@ -715,7 +826,7 @@ static bool has_suffix(const char *s, const char *suf, size_t *baselen)
     return true;
 }
 
-static bool verify_full(const struct p2p_seed *s, const char *path)
+static bool verify_full(const struct p2p_seed *s, const char *path, const atomic_bool *abandon)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -723,6 +834,10 @@ static bool verify_full(const struct p2p_seed *s, const char *path)
     bool ok = true;
     uint8_t *buf = p2p_xmalloc(s->piece_length ? s->piece_length : 1);
     for (uint32_t i = 0; i < s->npieces && ok; i++) {
+        if (atomic_load_explicit(abandon, memory_order_relaxed)) {
+            ok = false; /* stopping: the file is scanned again at the next start */
+            break;
+        }
         uint64_t len = p2p_seed_piece_len(s, i), got = 0;
         while (got < len) {
             ssize_t r = pread(fd, buf + got, len - got, (off_t)(i * s->piece_length + got));
@@ -746,7 +861,7 @@ static void scan_dir(struct scan_job *j, const char *dir, bool complete)
         return;
     struct dirent *e;
     char err[256];
-    while ((e = readdir(d))) {
+    while (!atomic_load(&j->n->abandon) && (e = readdir(d))) {
         size_t bl;
         if (!has_suffix(e->d_name, complete ? ".ok" : ".seed", &bl))
             continue;
@@ -777,14 +892,20 @@ static void scan_dir(struct scan_job *j, const char *dir, bool complete)
                 free(it);
                 goto next;
             }
-            if (j->full && !verify_full(&it->seed, datap)) {
-                p2p_warn("scan: skipping %s: content does not match its seed", datap);
+            if (j->full && !verify_full(&it->seed, datap, &j->n->abandon)) {
+                if (!atomic_load(&j->n->abandon))
+                    p2p_warn("scan: skipping %s: content does not match its seed", datap);
                 p2p_seed_cleanup(&it->seed);
                 free(it);
                 goto next;
             }
         }
         it->complete = complete;
+        if (complete) {
+            it->text = p2p_seed_serialize(&it->seed, &it->text_len);
+            if (it->seed.algo == P2P_HASH_SHA1)
+                it->order = p2p_node_v1_index_build(&it->seed);
+        }
         it->next = j->items;
         j->items = it;
     next:
@@ -829,6 +950,11 @@ static void scan_after(void *arg)
                 p2p_bitfield_set_all(&f->have);
                 p2p_bitfield_set_all(&f->got);
                 f->bytes_done = f->seed.length;
+                f->seed_json = it->text;
+                f->seed_json_len = it->text_len;
+                f->v1_order = it->order;
+                it->text = NULL;
+                it->order = NULL;
                 p2p_info("scan: seeding %s (%s)", f->seed.file_name, f->seed.info_hash);
                 p2p_node_announce_full(f);
             } else {
@@ -836,6 +962,8 @@ static void scan_after(void *arg)
             }
         }
         p2p_seed_cleanup(&it->seed);
+        free(it->text);
+        free(it->order);
         free(it);
     }
     if (j->done)
@@ -855,4 +983,88 @@ void p2p_node_store_scan(struct p2p_node *n, void (*done)(struct p2p_node *, int
     j->ud = ud;
     n->scanning = true;
     p2p_node_job(n, scan_work, scan_after, j);
+}
+
+/* ---- seed cache: GET /v2/seed bytes and the /v1/pieceData index, built off the loop ---- */
+
+static int cmp_digest(const void *a, const void *b, void *ud)
+{
+    const struct p2p_seed *s = ud;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    int c = memcmp(s->pieces[x].digest, s->pieces[y].digest, 20);
+    return c ? c : (x > y) - (x < y);
+}
+
+uint32_t *p2p_node_v1_index_build(const struct p2p_seed *s)
+{
+    uint32_t *order = p2p_xmalloc((s->npieces ? s->npieces : 1) * sizeof *order);
+    for (uint32_t i = 0; i < s->npieces; i++)
+        order[i] = i;
+    qsort_r(order, s->npieces, sizeof *order, cmp_digest, (void *)s);
+    return order;
+}
+
+int64_t p2p_node_v1_index_find(const struct p2p_seed *s, const uint32_t *order,
+                               const uint8_t *want)
+{
+    uint32_t lo = 0, hi = s->npieces; /* first position whose digest is >= want */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (memcmp(s->pieces[order[mid]].digest, want, 20) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < s->npieces && memcmp(s->pieces[order[lo]].digest, want, 20) == 0)
+        return lo;
+    return -1;
+}
+
+struct cache_job {
+    struct p2p_node_file *f;
+    char *text;
+    size_t len;
+    uint32_t *order;
+};
+
+static void cache_work(void *arg)
+{
+    struct cache_job *j = arg;
+    const struct p2p_seed *s = &j->f->seed;
+    j->text = p2p_seed_serialize(s, &j->len);
+    if (s->algo == P2P_HASH_SHA1)
+        j->order = p2p_node_v1_index_build(s);
+}
+
+static void cache_after(void *arg)
+{
+    struct cache_job *j = arg;
+    struct p2p_node_file *f = j->f;
+    f->busy--;
+    f->seed_cache_job = false;
+    if (!f->seed_json) {
+        f->seed_json = j->text;
+        f->seed_json_len = j->len;
+        j->text = NULL;
+    }
+    if (!f->v1_order) {
+        f->v1_order = j->order;
+        j->order = NULL;
+    }
+    free(j->text);
+    free(j->order);
+    free(j);
+    p2p_node_store_idle(f);
+}
+
+void p2p_node_seed_cache(struct p2p_node_file *f)
+{
+    if (f->seed_cache_job || f->node->stopping ||
+        (f->seed_json && (f->v1_order || f->seed.algo != P2P_HASH_SHA1)))
+        return;
+    struct cache_job *j = p2p_xcalloc(1, sizeof *j);
+    j->f = f;
+    f->seed_cache_job = true;
+    f->busy++;
+    p2p_node_job(f->node, cache_work, cache_after, j);
 }
