@@ -2,10 +2,12 @@
 # `make asan` does the same with AddressSanitizer + UBSan in build-asan/.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?= --output-on-failure -j$(JOBS)
 
-.PHONY: all deps build test asan demo bench clean
+.PHONY: all deps build test asan demo bench clean fuzz
 
 all: build
 
@@ -30,6 +32,15 @@ asan: deps
 demo: deps
 	$(MAKE) build
 	scripts/demo.sh
+
+# libFuzzer targets (docs/FUZZING.md): clang build in $(FUZZ_BUILD), each target run for
+# FUZZ_SECONDS; crashes land in $(FUZZ_BUILD)/fuzz-artifacts/<target>/.
+fuzz:
+	P2P_DEPS_EXTRA="clang libclang-rt-14-dev" scripts/deps.sh
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	      -DP2P_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
+	cmake --build $(FUZZ_BUILD) --target fuzz_all -j$(JOBS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

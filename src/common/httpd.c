@@ -9,15 +9,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <http_parser.h>
 
 #include "common/log.h"
 
 #define RBUF_SIZE (64 * 1024)          /* per-connection read buffer; also max data-cb chunk */
-#define FILE_CHUNK (128 * 1024)        /* respond_file read size */
+#define FILE_CHUNK (128 * 1024)        /* respond_file read size (pread fallback) */
+#define FILE_WINDOW (4 * 1024 * 1024)  /* respond_file: most bytes one pool sendfile job sends */
 #define MAX_URL (8 * 1024)             /* -> 414 */
 #define MAX_HEADERS 128                /* header (and trailer) lines -> 431 */
 #define MAX_QUERY_PAIRS 64
@@ -58,7 +63,8 @@ enum wstate { W_NONE, W_BUSY, W_DONE };
 enum body_mode { B_BUFFER, B_STREAM, B_DISCARD };
 enum tmode { TM_NONE, TM_IDLE, TM_HEADER, TM_STALL, TM_LINGER };
 enum pev { EV_NONE, EV_HEAD, EV_PAUSE, EV_DONE };
-enum fphase { F_OPEN, F_STAT, F_HEAD, F_READ, F_WRITE, F_PACE };
+/* F_SEND: a pool job is in sendfile(); F_WAITW: waiting for the socket to become writable */
+enum fphase { F_OPEN, F_STAT, F_HEAD, F_READ, F_WRITE, F_PACE, F_SEND, F_WAITW };
 
 struct param {
     const char *name; /* borrowed from the route pattern */
@@ -137,6 +143,18 @@ struct fsend {
     void *done_ud;
     char *buf;
     char *head;
+    /* sendfile path */
+    bool use_sendfile;
+    bool finished;    /* reported done; freed once the pool job and the poll handle are gone */
+    bool working;     /* a pool job runs sendfile() */
+    bool poll_open;   /* poll is initialised (closed before the struct is freed) */
+    int sock;         /* dup() of the connection's socket, used by the pool job and poll */
+    uv_poll_t poll;   /* writability of sock while the socket buffer is full */
+    uv_work_t work;
+    uint64_t sf_len;  /* bytes the job may send */
+    uint64_t sf_sent; /* bytes it sent */
+    int sf_err;       /* 0, or a negative errno */
+    bool sf_again;    /* it stopped on EAGAIN */
 };
 
 struct conn {
@@ -202,6 +220,7 @@ static void conn_release(struct conn *c);
 static void response_finished(struct conn *c);
 static void respond_internal(struct conn *c, int status, const char *msg);
 static void file_next(struct fsend *f);
+static void on_pace_timer(uv_timer_t *t);
 static void file_finish(struct fsend *f, int status);
 static void srv_maybe_done(struct p2p_httpd *srv);
 
@@ -830,7 +849,7 @@ static void conn_close(struct conn *c, int err)
     uv_close((uv_handle_t *)&c->tcp, on_handle_close);
     uv_close((uv_handle_t *)&c->timer, on_handle_close);
     uv_close((uv_handle_t *)&c->ptimer, on_handle_close);
-    if (c->file && c->file->phase == F_PACE)
+    if (c->file && (c->file->phase == F_PACE || c->file->phase == F_WAITW))
         file_finish(c->file, UV_ECANCELED);
     if (req->handler_pending && !req->responded) {
         if (req->streaming && !req->ended && req->end_cb) {
@@ -1718,7 +1737,9 @@ static void response_finished(struct conn *c)
         c->srv->opts.on_response(req, req->status, c->srv->opts.on_response_ud);
     if (c->closing)
         return;
-    if (!c->resp_keep)
+    /* A request whose body turned out unparseable (R_ABANDON) while an early answer was being
+     * written can never be drained: close instead of waiting on it (found by fuzz_http). */
+    if (!c->resp_keep || c->rstate == R_ABANDON)
         conn_finish_close(c);
     else if (c->rstate == R_DONE)
         next_request(c);
@@ -1726,7 +1747,22 @@ static void response_finished(struct conn *c)
         conn_kick(c); /* keep draining the body */
 }
 
-/* ---- file responses: open, fstat, head, then read -> write -> read ... one chunk in flight ---- */
+/* ---- file responses -----------------------------------------------------------------------
+ * open, fstat, head (uv_write), then the body in one of two ways:
+ *  - sendfile path (the default): a pool job calls sendfile(2) from the file to a dup() of the
+ *    socket until FILE_WINDOW bytes are sent or the socket buffer is full (the socket is
+ *    non-blocking, so the job only ever waits for the disk); on EAGAIN a uv_poll on the dup
+ *    waits for writability and the next job follows. No byte is copied through user space (on
+ *    loopback the page-cache pages go to the receiver as they are) and there is one pool round
+ *    trip per socket-buffer-full instead of one per chunk. libuv's own uv_fs_sendfile is not
+ *    used: it tries copy_file_range first and falls back to 8 KiB pread/write steps for sockets.
+ *    The job uses the dup, so closing the connection meanwhile cannot recycle the fd under it;
+ *    no uv_write is queued while a job or poll is active (one response at a time).
+ *  - pread path (fallback where sendfile() refuses the file, e.g. EINVAL): uv_fs_read ->
+ *    uv_write -> uv_fs_read ..., one FILE_CHUNK in flight.
+ */
+
+static bool sendfile_disabled; /* set once sendfile() refused a file: pread from then on */
 
 static void file_free(struct fsend *f)
 {
@@ -1747,11 +1783,49 @@ static void on_file_close(uv_fs_t *r)
     file_free(f);
 }
 
-/* Ends the file response: reports status, detaches, closes the fd asynchronously. The caller must
- * not have an fs request in flight. */
+static void file_release(struct fsend *f);
+
+static void on_sf_poll_close(uv_handle_t *h)
+{
+    struct fsend *f = h->data;
+    f->poll_open = false;
+    file_release(f);
+}
+
+/* Frees a finished file response once no pool job or handle uses it: closes the poll handle,
+ * the socket dup and (asynchronously) the file. */
+static void file_release(struct fsend *f)
+{
+    if (f->working)
+        return; /* sf_after releases it */
+    if (f->poll_open) {
+        if (!uv_is_closing((uv_handle_t *)&f->poll))
+            uv_close((uv_handle_t *)&f->poll, on_sf_poll_close);
+        return;
+    }
+    if (f->sock >= 0) {
+        close(f->sock);
+        f->sock = -1;
+    }
+    if (f->fd >= 0) {
+        uv_file fd = f->fd;
+        f->fd = -1;
+        f->fs.data = f;
+        if (uv_fs_close(f->conn->tcp.loop, &f->fs, fd, on_file_close) == 0)
+            return;
+    }
+    file_free(f);
+}
+
+/* Ends the file response: reports status and detaches; the fd is closed and the struct freed
+ * once the pool job and the poll handle are gone. The caller must not have an fs request (pread
+ * path) in flight. */
 static void file_finish(struct fsend *f, int status)
 {
     struct conn *c = f->conn;
+    if (f->finished)
+        return;
+    f->finished = true;
     if (c->file == f)
         c->file = NULL;
     uv_timer_stop(&c->ptimer);
@@ -1760,14 +1834,7 @@ static void file_finish(struct fsend *f, int status)
         f->done = NULL;
         done(f->done_ud, status);
     }
-    if (f->fd >= 0) {
-        uv_file fd = f->fd;
-        f->fd = -1;
-        f->fs.data = f;
-        if (uv_fs_close(c->tcp.loop, &f->fs, fd, on_file_close) == 0)
-            return;
-    }
-    file_free(f);
+    file_release(f);
 }
 
 /* The file failed before any byte went out: answer 500 instead. */
@@ -1782,6 +1849,27 @@ static void file_fail_early(struct fsend *f, int err)
     c->req.rhdrs_len = 0;
     c->wstate = W_NONE;
     p2p_httpd_respond_error(&c->req, 500, "E001", "cannot read file");
+}
+
+/* Switches a response whose head has just gone out to the sendfile path (false: use pread). */
+static bool sf_begin(struct fsend *f)
+{
+    struct conn *c = f->conn;
+    uv_os_fd_t sock;
+    if (sendfile_disabled || uv_fileno((uv_handle_t *)&c->tcp, &sock) < 0)
+        return false;
+    f->sock = fcntl(sock, F_DUPFD_CLOEXEC, 0);
+    if (f->sock < 0)
+        return false;
+    if (uv_poll_init(c->tcp.loop, &f->poll, f->sock) < 0) {
+        close(f->sock);
+        f->sock = -1;
+        return false;
+    }
+    f->poll.data = f;
+    f->poll_open = true;
+    f->use_sendfile = true;
+    return true;
 }
 
 static void on_file_write(uv_write_t *w, int status)
@@ -1805,8 +1893,143 @@ static void on_file_write(uv_write_t *w, int status)
         response_finished(c);
         return;
     }
+    if (f->phase == F_HEAD)
+        sf_begin(f);
     file_next(f);
     conn_update_timer(c);
+}
+
+/* Pool thread: sendfile() until sf_len bytes are out, the socket buffer is full, or an error. */
+static void sf_work(uv_work_t *req)
+{
+    struct fsend *f = P2P_CONTAINER_OF(req, struct fsend, work);
+    /* sendfile() to a reset socket raises SIGPIPE in the calling thread; the services ignore it
+     * (p2p_loop_signals), but keep this pool thread safe on its own. Pool threads handle no
+     * signals, so blocking it here for good is harmless. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
+    off_t off = (off_t)(f->offset);
+    while (f->sf_sent < f->sf_len) {
+        ssize_t n = sendfile(f->sock, f->fd, &off, (size_t)(f->sf_len - f->sf_sent));
+        if (n > 0) {
+            f->sf_sent += (uint64_t)n;
+            continue;
+        }
+        if (n == 0) { /* the file shrank under us */
+            f->sf_err = UV_EIO;
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            f->sf_again = true;
+        else
+            f->sf_err = -errno;
+        return;
+    }
+}
+
+static void sf_next(struct fsend *f);
+
+static void on_sf_poll(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    struct fsend *f = h->data;
+    struct conn *c = f->conn;
+    uv_poll_stop(h);
+    if (f->finished || f->phase != F_WAITW)
+        return;
+    if (status < 0) {
+        file_finish(f, status);
+        conn_close(c, status);
+        return;
+    }
+    sf_next(f);
+}
+
+static void sf_after(uv_work_t *req, int status)
+{
+    struct fsend *f = P2P_CONTAINER_OF(req, struct fsend, work);
+    struct conn *c = f->conn;
+    f->working = false;
+    if (f->finished) {
+        file_release(f);
+        return;
+    }
+    if (c->closing) {
+        file_finish(f, UV_ECANCELED);
+        return;
+    }
+    int err = status < 0 ? status : f->sf_err;
+    bool untouched = f->remaining == f->length && f->sf_sent == 0;
+    f->offset += f->sf_sent;
+    f->remaining -= f->sf_sent;
+    if (f->sf_sent > 0) {
+        c->progress = true;
+        conn_update_timer(c);
+    }
+    if (err < 0 && untouched && (err == UV_EINVAL || err == UV_ENOSYS || err == UV_ENOTSUP)) {
+        /* this file system cannot sendfile: nothing of the body is out yet, so read instead */
+        p2p_warn("httpd: sendfile unsupported here (%s); serving files with pread",
+                 uv_strerror(err));
+        sendfile_disabled = true;
+        f->use_sendfile = false;
+        file_next(f);
+        return;
+    }
+    if (err < 0) { /* headers are out: cut the connection, as on a short read */
+        file_finish(f, err);
+        conn_close(c, err);
+        return;
+    }
+    if (f->remaining == 0) {
+        file_finish(f, 0);
+        response_finished(c);
+        return;
+    }
+    if (f->sf_again) {
+        f->phase = F_WAITW;
+        int rc = uv_poll_start(&f->poll, UV_WRITABLE, on_sf_poll);
+        if (rc < 0) {
+            file_finish(f, rc);
+            conn_close(c, rc);
+        }
+        return;
+    }
+    sf_next(f);
+}
+
+/* sendfile path: the next pool job, at most FILE_WINDOW bytes (or what the pacer allows). */
+static void sf_next(struct fsend *f)
+{
+    struct conn *c = f->conn;
+    uint64_t want = f->remaining < FILE_WINDOW ? f->remaining : FILE_WINDOW;
+    if (f->pace) {
+        uint64_t delay = 0;
+        size_t n = f->pace(f->pace_ud, (size_t)want, &delay);
+        if (n == 0) {
+            f->phase = F_PACE;
+            uv_timer_start(&c->ptimer, on_pace_timer, delay ? delay : 1, 0);
+            conn_update_timer(c);
+            return;
+        }
+        if (n < want)
+            want = n;
+    }
+    f->phase = F_SEND;
+    f->sf_len = want;
+    f->sf_sent = 0;
+    f->sf_err = 0;
+    f->sf_again = false;
+    int rc = uv_queue_work(c->tcp.loop, &f->work, sf_work, sf_after);
+    if (rc < 0) {
+        file_finish(f, rc);
+        conn_close(c, rc);
+        return;
+    }
+    f->working = true;
 }
 
 static void on_file_read(uv_fs_t *r)
@@ -1847,6 +2070,10 @@ static void on_pace_timer(uv_timer_t *t)
 static void file_next(struct fsend *f)
 {
     struct conn *c = f->conn;
+    if (f->use_sendfile) {
+        sf_next(f);
+        return;
+    }
     size_t want = f->remaining < FILE_CHUNK ? (size_t)f->remaining : FILE_CHUNK;
     if (f->pace) {
         uint64_t delay = 0;
@@ -1942,6 +2169,7 @@ void p2p_httpd_respond_file(struct p2p_httpd_req *req, int status,
     struct fsend *f = p2p_xcalloc(1, sizeof(*f));
     f->conn = c;
     f->fd = -1;
+    f->sock = -1;
     f->path = p2p_xstrdup(file->path);
     f->ctype = p2p_xstrdup(file->content_type ? file->content_type : "application/octet-stream");
     f->status = status;

@@ -190,8 +190,9 @@ struct p2p_httpd_file {
     void *done_ud;
 };
 /**
- * Streams a file range as the body (uv_fs_read on the thread pool, one chunk in flight, never a
- * whole-file read on the loop). If the file cannot be opened or is shorter than offset+length,
+ * Streams a file range as the body: sendfile(2) from thread-pool jobs to the socket (no copy
+ * through user space; the loop thread never reads the file), or, where sendfile refuses the file,
+ * uv_fs_read chunks on the pool. If the file cannot be opened or is shorter than offset+length,
  * responds 500 (or closes the connection if headers were already sent).
  */
 void p2p_httpd_respond_file(struct p2p_httpd_req *req, int status,
