@@ -184,6 +184,7 @@ struct conn {
     bool in_process;
     bool again;
     bool progress;
+    bool served; /* at least one request answered: idle keep-alive, not a silent new socket */
     uv_write_t wreq;
     uv_write_t creq;
     uv_shutdown_t sreq;
@@ -781,8 +782,10 @@ static void conn_update_timer(struct conn *c)
         want = TM_STALL;
         ms = srv->opts.idle_timeout_ms;
     } else if (c->rstate == R_IDLE) {
+        /* A new connection that never sends a byte gets the header timeout, not the keep-alive
+         * idle one, so silent sockets cannot hold connection slots for a minute each. */
         want = TM_IDLE;
-        ms = srv->opts.idle_timeout_ms;
+        ms = c->served ? srv->opts.idle_timeout_ms : srv->opts.header_timeout_ms;
     }
     if (want != c->tmode || (want == TM_STALL && c->progress)) {
         uv_timer_stop(&c->timer);
@@ -985,6 +988,7 @@ static void dispatch_head(struct conn *c)
 
 static void next_request(struct conn *c)
 {
+    c->served = true;
     req_reset(&c->req);
     c->rstate = R_IDLE;
     c->wstate = W_NONE;
