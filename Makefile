@@ -33,6 +33,12 @@ demo: deps
 	$(MAKE) build
 	scripts/demo.sh
 
+# Benchmarks print figures next to baselines run in the same script (docs/BENCHMARKS.md);
+# `make bench` runs the quick swarm scenario, the others are bench/*.sh.
+bench: deps
+	$(MAKE) build
+	bench/swarm --quick
+
 # libFuzzer targets (docs/FUZZING.md): clang build in $(FUZZ_BUILD), each target run for
 # FUZZ_SECONDS; crashes land in $(FUZZ_BUILD)/fuzz-artifacts/<target>/.
 fuzz:
@@ -43,4 +49,4 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
