@@ -155,6 +155,7 @@ struct fsend {
     uint64_t sf_sent; /* bytes it sent */
     int sf_err;       /* 0, or a negative errno */
     bool sf_again;    /* it stopped on EAGAIN */
+    uint64_t credit;  /* bytes the pacer granted that a job could not send yet (EAGAIN) */
 };
 
 struct conn {
@@ -1970,6 +1971,8 @@ static void sf_after(uv_work_t *req, int status)
     bool untouched = f->remaining == f->length && f->sf_sent == 0;
     f->offset += f->sf_sent;
     f->remaining -= f->sf_sent;
+    if (f->pace && f->sf_sent < f->sf_len)
+        f->credit += f->sf_len - f->sf_sent;
     if (f->sf_sent > 0) {
         c->progress = true;
         conn_update_timer(c);
@@ -2010,7 +2013,13 @@ static void sf_next(struct fsend *f)
 {
     struct conn *c = f->conn;
     uint64_t want = f->remaining < FILE_WINDOW ? f->remaining : FILE_WINDOW;
-    if (f->pace) {
+    if (f->pace && f->credit > 0) {
+        /* granted before but stopped by a full socket buffer: those bytes go first, so a
+         * slow reader does not waste the rate limit's tokens */
+        if (f->credit < want)
+            want = f->credit;
+        f->credit -= want;
+    } else if (f->pace) {
         uint64_t delay = 0;
         size_t n = f->pace(f->pace_ud, (size_t)want, &delay);
         if (n == 0) {

@@ -11,7 +11,7 @@
 #include "common/util.h"
 #include "node/node_int.h"
 
-#define PEERS_PERIOD_MS 1000      /* peer refresh while downloading */
+#define PEERS_PERIOD_MS 500       /* peer refresh while downloading */
 #define PEERS_IDLE_MS 300         /* ... and while nothing can be requested */
 #define FETCH_TIMEOUT_MS 60000
 
@@ -78,8 +78,8 @@ static void mem_release(struct p2p_node *n, uint64_t len, const struct p2p_node_
 }
 
 int64_t p2p_node_pick(const struct p2p_bitfield *have, const uint8_t *reqs, const uint16_t *avail,
-                      const struct p2p_bitfield *const *peer_bf, const bool *usable,
-                      size_t npeers)
+                      const uint16_t *partial, const struct p2p_bitfield *const *peer_bf,
+                      const bool *usable, const bool *full, size_t npeers)
 {
     uint32_t n = have->nbits;
     if (n == 0)
@@ -91,9 +91,11 @@ int64_t p2p_node_pick(const struct p2p_bitfield *have, const uint8_t *reqs, cons
         uint32_t i = start + k < n ? start + k : start + k - n;
         if (reqs[i] || p2p_bitfield_get(have, i) || avail[i] == 0 || avail[i] > best_avail)
             continue;
+        /* seed offload: a complete peer counts only for pieces no incomplete peer holds */
+        bool seeds_ok = !partial || !full || partial[i] == 0;
         bool held = false;
         for (size_t j = 0; j < npeers && !held; j++)
-            held = usable[j] && p2p_bitfield_get(peer_bf[j], i);
+            held = usable[j] && (seeds_ok || !full[j]) && p2p_bitfield_get(peer_bf[j], i);
         if (!held)
             continue;
         if (avail[i] < best_avail) {
@@ -113,38 +115,75 @@ static bool downloading(const struct p2p_node_file *f)
            !f->node->stopping;
 }
 
+/* A complete peer (a seed): asked only for pieces no incomplete peer holds (seed offload). */
+static bool peer_full(const struct p2p_node_file *f, const struct p2p_node_peer *p)
+{
+    return p->bf.nbits == f->seed.npieces && p->bf.count == p->bf.nbits;
+}
+
 static void recount_avail(struct p2p_node_file *f)
 {
     uint32_t n = f->seed.npieces;
     memset(f->avail, 0, n * sizeof *f->avail);
+    memset(f->partial, 0, n * sizeof *f->partial);
     for (size_t j = 0; j < f->npeers; j++) {
         const struct p2p_node_peer *p = f->peers[j];
         if (p->banned || p->bf.nbits != n)
             continue;
+        bool full = peer_full(f, p);
         for (uint32_t b = 0; b < P2P_BITFIELD_BYTES(n); b++) {
             if (!p->bf.bits[b])
                 continue;
-            for (uint32_t i = b * 8; i < b * 8 + 8 && i < n; i++)
-                if (p2p_bitfield_get(&p->bf, i) && f->avail[i] < UINT16_MAX)
+            for (uint32_t i = b * 8; i < b * 8 + 8 && i < n; i++) {
+                if (!p2p_bitfield_get(&p->bf, i))
+                    continue;
+                if (f->avail[i] < UINT16_MAX)
                     f->avail[i]++;
+                if (!full && f->partial[i] < UINT16_MAX)
+                    f->partial[i]++;
+            }
         }
     }
 }
 
-static void fault(struct p2p_node_file *f, struct p2p_node_peer *p, uint64_t backoff_ms,
-                  const char *why)
+bool p2p_node_peer_fault(struct p2p_node_peer *p, bool bad)
 {
     p->faults++;
+    if (bad)
+        p->bad_pieces++;
+    return !p->banned && (p->faults >= P2P_NODE_BAN_FAULTS || p->bad_pieces >= P2P_NODE_BAN_BAD);
+}
+
+void p2p_node_peer_good(struct p2p_node_peer *p)
+{
+    /* forgives a transport error, never a bad piece: a peer that lies about 1 piece in 10 is
+     * still banned at its second bad piece */
+    if (p->faults > p->bad_pieces)
+        p->faults--;
+}
+
+static void fetch_cancel(struct p2p_node_file *f, struct p2p_node_fetch *fe);
+
+static void fault(struct p2p_node_file *f, struct p2p_node_peer *p, uint64_t backoff_ms,
+                  bool bad, const char *why)
+{
+    bool ban = p2p_node_peer_fault(p, bad);
     uint32_t sh = p->faults < 6 ? p->faults : 6;
     uint64_t b = backoff_ms ? backoff_ms : 250ull << sh;
     p->backoff_until_ms = p2p_now_ms() + b;
     if (f->next_schedule_ms == 0 || f->next_schedule_ms > p->backoff_until_ms)
         f->next_schedule_ms = p->backoff_until_ms;
     p2p_debug("%s: peer %s fault %u: %s", f->seed.file_name, p->addr, p->faults, why);
-    if (p->faults >= P2P_NODE_BAN_FAULTS && !p->banned) {
+    if (ban) {
         p->banned = true;
-        p2p_warn("%s: banning peer %s (%s) after %u faults (last: %s)", f->seed.file_name,
-                 p->addr, p->node_id, p->faults, why);
+        p2p_warn("%s: banning peer %s (%s) after %u faults, %u bad pieces (last: %s)",
+                 f->seed.file_name, p->addr, p->node_id, p->faults, p->bad_pieces, why);
+        /* nothing more from it: its requests in flight are dropped too */
+        for (struct p2p_node_fetch *fe = f->fetches, *next; fe; fe = next) {
+            next = fe->next;
+            if (fe->peer == p && fe->call)
+                fetch_cancel(f, fe);
+        }
         recount_avail(f);
     }
 }
@@ -231,8 +270,7 @@ static void verify_after(void *arg)
     f->reqs[j->index]--;
     j->peer->jobs--;
     if (j->rc == 0) {
-        if (j->peer->faults)
-            j->peer->faults--;
+        p2p_node_peer_good(j->peer);
         p2p_node_store_piece_done(f, j->index);
         /* endgame: the losers of a duplicated piece are cancelled */
         for (struct p2p_node_fetch *fe = f->fetches, *next; fe; fe = next) {
@@ -242,7 +280,7 @@ static void verify_after(void *arg)
         }
     } else if (j->rc == -EBADMSG) {
         n->m.pieces_failed++;
-        fault(f, j->peer, 0, "piece hash mismatch");
+        fault(f, j->peer, 0, true, "piece hash mismatch");
     } else if (f->state == P2P_NODE_DOWNLOADING) {
         char msg[256];
         snprintf(msg, sizeof msg, "writing piece %u: %s", j->index, strerror(-j->rc));
@@ -259,6 +297,25 @@ static void verify_after(void *arg)
     p2p_node_download_schedule(f);
     if (n->stopping)
         p2p_node_stop_check(n);
+}
+
+/* A peer's answer carries its current pieces (P2P-Bitfield): fresher than the tracker's list,
+ * and known even while the tracker is down. Returns true if p's view was replaced. */
+static bool peer_bits_update(struct p2p_node_file *f, struct p2p_node_peer *p,
+                             const struct p2p_httpc_resp *resp)
+{
+    const char *b64 = p2p_httpc_resp_header(resp, "P2P-Bitfield");
+    size_t want = P2P_BITFIELD_BYTES(f->seed.npieces);
+    if (!b64 || p->banned || strlen(b64) > (want + 2) / 3 * 4 + 4)
+        return false;
+    size_t rawlen = 0;
+    uint8_t *raw = p2p_base64_decode(b64, strlen(b64), &rawlen);
+    bool ok = raw && rawlen == want && p->bf.nbits == f->seed.npieces &&
+              p2p_bitfield_load(&p->bf, raw, rawlen) == 0;
+    free(raw);
+    if (ok)
+        recount_avail(f);
+    return ok;
 }
 
 static void fetch_done(const struct p2p_httpc_resp *resp, void *ud)
@@ -291,7 +348,16 @@ static void fetch_done(const struct p2p_httpc_resp *resp, void *ud)
         return;
     }
     f->reqs[fe->index]--;
-    if (!ok) {
+    bool fresh = resp->err == 0 && peer_bits_update(f, p, resp);
+    if (!ok && resp->err == 0 && resp->status == 503 &&
+        p2p_httpc_resp_header(resp, "P2P-Superseed")) {
+        /* an origin seed sent this piece to another peer moments ago: get it from that peer
+         * (counted as an incomplete holder until the next peer list names it), and ask this
+         * seed only for pieces nobody else holds for a while; no backoff, no fault */
+        if (f->partial[fe->index] < UINT16_MAX)
+            f->partial[fe->index]++;
+        p->superseed_until_ms = p2p_now_ms() + P2P_NODE_SUPERSEED_AVOID_MS;
+    } else if (!ok) {
         if (resp->err == 0 && resp->status >= 500 && resp->status < 600) {
             /* busy, stopping, finishing or a server error: back off, no fault */
             const char *ra = p2p_httpc_resp_header(resp, "Retry-After");
@@ -303,9 +369,9 @@ static void fetch_done(const struct p2p_httpc_resp *resp, void *ud)
                 f->next_schedule_ms = p->backoff_until_ms;
         } else if (resp->err == 0 && resp->status == 404) {
             /* they do not have it (any more): forget it until the next peer list */
-            if (p2p_bitfield_clear(&p->bf, fe->index) && f->avail[fe->index])
-                f->avail[fe->index]--;
-            fault(f, p, 500, "404 for a piece it announced");
+            if (!fresh && p2p_bitfield_clear(&p->bf, fe->index))
+                recount_avail(f);
+            fault(f, p, 500, false, "404 for a piece it announced");
         } else {
             char why[160];
             if (resp->err)
@@ -313,7 +379,7 @@ static void fetch_done(const struct p2p_httpc_resp *resp, void *ud)
             else
                 snprintf(why, sizeof why, "status %ld, %llu of %llu bytes", resp->status,
                          (unsigned long long)fe->got, (unsigned long long)fe->len);
-            fault(f, p, 0, why);
+            fault(f, p, 0, false, why);
         }
     }
     p2p_node_buf_put(f->node, fe->buf, fe->cap);
@@ -347,29 +413,51 @@ static void fetch_start(struct p2p_node_file *f, struct p2p_node_peer *p, uint32
     free(url);
 }
 
+/* Requests a peer may have in flight from us: max_peer_concurrency, and fewer to a complete
+ * peer: a seed's upload is split among all its requests, so a few each keeps every piece it
+ * sends short (it reaches the swarm sooner) while its link stays busy. */
+static uint32_t peer_slots(const struct p2p_node_file *f, const struct p2p_node_peer *p)
+{
+    uint32_t max = f->node->cfg.max_peer_concurrency;
+    if (peer_full(f, p) && max > P2P_NODE_FULL_CONCURRENCY)
+        max = P2P_NODE_FULL_CONCURRENCY;
+    return max;
+}
+
 static bool peer_usable(const struct p2p_node_file *f, const struct p2p_node_peer *p,
                         uint64_t now)
 {
     return !p->banned && now >= p->backoff_until_ms && p->bf.nbits == f->seed.npieces &&
-           p->inflight < f->node->cfg.max_peer_concurrency;
+           p->inflight < peer_slots(f, p);
 }
 
-/* The least busy usable peer holding piece i and not already fetching it (random ties). */
-static struct p2p_node_peer *choose_peer(struct p2p_node_file *f, uint32_t i, uint64_t now)
+/* The peer to fetch piece i from: a usable holder not already fetching it; incomplete peers
+ * before complete ones, which only count when allow_full (seed offload) and not while they
+ * ask us to get their recently sent pieces elsewhere (P2P-Superseed) unless nobody else has
+ * the piece; then the least busy, random among equals. */
+static struct p2p_node_peer *choose_peer(struct p2p_node_file *f, uint32_t i, uint64_t now,
+                                         bool allow_full)
 {
     struct p2p_node_peer *best = NULL;
+    bool best_full = false;
     uint32_t ties = 0;
     for (size_t j = 0; j < f->npeers; j++) {
         struct p2p_node_peer *p = f->peers[j];
         if (!peer_usable(f, p, now) || !p2p_bitfield_get(&p->bf, i))
             continue;
+        bool full = peer_full(f, p);
+        if (full && (!allow_full || (f->partial[i] > 0 && p->superseed_until_ms > now)))
+            continue;
         bool busy_here = false;
         for (struct p2p_node_fetch *fe = f->fetches; fe && !busy_here; fe = fe->next)
             busy_here = fe->peer == p && fe->index == i;
-        if (busy_here)
+        if (busy_here || (best && full && !best_full))
             continue;
+        if (best && !full && best_full)
+            best = NULL; /* an incomplete holder beats any complete one */
         if (!best || p->inflight < best->inflight) {
             best = p;
+            best_full = full;
             ties = 1;
         } else if (p->inflight == best->inflight && p2p_rand_below(++ties) == 0) {
             best = p;
@@ -435,23 +523,37 @@ void p2p_node_download_schedule(struct p2p_node_file *f)
         return;
     uint64_t mem_cap = piece_mem_cap(n);
     bool *usable = p2p_xcalloc(f->npeers, sizeof *usable);
+    bool *full = p2p_xcalloc(f->npeers, sizeof *full);
     const struct p2p_bitfield **bfs = p2p_xcalloc(f->npeers, sizeof *bfs);
     for (size_t j = 0; j < f->npeers; j++)
         bfs[j] = &f->peers[j]->bf;
     while (f->nfetch + f->verifying < max) {
-        for (size_t j = 0; j < f->npeers; j++)
+        for (size_t j = 0; j < f->npeers; j++) {
             usable[j] = peer_usable(f, f->peers[j], now);
-        int64_t i = p2p_node_pick(&f->got, f->reqs, f->avail, bfs, usable, f->npeers);
+            full[j] = peer_full(f, f->peers[j]);
+        }
+        /* seed offload: complete peers are asked for pieces no incomplete peer holds */
+        int64_t i = p2p_node_pick(&f->got, f->reqs, f->avail, f->partial, bfs, usable, full,
+                                  f->npeers);
+        bool any_holder = i < 0;
+        if (i < 0) {
+            /* nothing else to do: complete peers for any piece (finished downloaders are good
+             * sources), except a super-seed that lately asked us to get its pieces elsewhere */
+            for (size_t j = 0; j < f->npeers; j++)
+                if (full[j] && f->peers[j]->superseed_until_ms > now)
+                    usable[j] = false;
+            i = p2p_node_pick(&f->got, f->reqs, f->avail, NULL, bfs, usable, NULL, f->npeers);
+        }
         struct p2p_node_peer *p = NULL;
         if (i >= 0) {
-            p = choose_peer(f, (uint32_t)i, now);
+            p = choose_peer(f, (uint32_t)i, now, any_holder || f->partial[i] == 0);
         } else if (p2p_node_endgame(&f->got, f->reqs, f->nfetch + f->verifying)) {
             /* endgame: every missing piece is requested; duplicate the in-flight ones on other
              * peers, and the first good copy cancels the rest */
             for (struct p2p_node_fetch *fe = f->fetches; fe && !p; fe = fe->next) {
                 if (f->reqs[fe->index] >= P2P_NODE_MAX_DUP)
                     continue;
-                p = choose_peer(f, fe->index, now);
+                p = choose_peer(f, fe->index, now, true);
                 i = fe->index;
             }
         }
@@ -467,6 +569,7 @@ void p2p_node_download_schedule(struct p2p_node_file *f)
         fetch_start(f, p, (uint32_t)i);
     }
     free(usable);
+    free(full);
     free(bfs);
 }
 
@@ -672,11 +775,14 @@ void p2p_node_download_start(struct p2p_node_file *f)
     uint32_t n = f->seed.npieces;
     if (!f->avail) {
         f->avail = p2p_xcalloc(n ? n : 1, sizeof *f->avail);
+        f->partial = p2p_xcalloc(n ? n : 1, sizeof *f->partial);
         f->reqs = p2p_xcalloc(n ? n : 1, sizeof *f->reqs);
     }
+    f->downloaded = true; /* not an origin seed once complete: no super-seeding */
     for (size_t i = 0; i < f->npeers; i++) {
         f->peers[i]->banned = false;
         f->peers[i]->faults = 0;
+        f->peers[i]->bad_pieces = 0;
     }
     recount_avail(f);
     /* ask every tracker for peers now rather than at the next tick */

@@ -20,6 +20,11 @@
 #define P2P_NODE_SAVE_MS 500           /* dirty bitfields are written at most this often */
 #define P2P_NODE_MAX_PEERS 200         /* peers remembered per file */
 #define P2P_NODE_BAN_FAULTS 3          /* faults before a peer is banned from a task */
+#define P2P_NODE_BAN_BAD 2             /* bad pieces (hash mismatches, never forgiven) to a ban */
+#define P2P_NODE_FULL_CONCURRENCY 2    /* requests in flight to one complete peer (a seed) */
+#define P2P_NODE_SUPERSEED_HOLD_MS 2000 /* origin seed: a piece sent this recently is refused */
+#define P2P_NODE_SUPERSEED_AVOID_MS 1000 /* ... and its refuser is asked for new pieces only */
+#define P2P_NODE_BITFIELD_HDR_MAX 16384 /* P2P-Bitfield response header: longest value sent */
 #define P2P_NODE_MAX_DUP 2             /* endgame: requests per piece at most */
 #define P2P_NODE_SEED_FETCH_MS 30000   /* seedFile fetch time cap */
 #define P2P_NODE_STOP_GRACE_MS 3000    /* SIGTERM: time given to reports and in-flight work */
@@ -82,8 +87,10 @@ struct p2p_node_peer {
     char *addr;
     struct p2p_bitfield bf;      /* their pieces as last seen (tracker list) */
     uint32_t inflight;
-    uint32_t faults;
+    uint32_t faults;             /* errors and bad pieces; a good piece forgives one */
+    uint32_t bad_pieces;         /* hash mismatches, never forgiven: P2P_NODE_BAN_BAD bans */
     uint64_t backoff_until_ms;
+    uint64_t superseed_until_ms; /* refused a piece as a super-seed: new pieces only till then */
     bool banned;
     uint64_t bytes;              /* bytes received from them */
     uint64_t seen_ms;            /* last time a tracker listed them */
@@ -92,6 +99,14 @@ struct p2p_node_peer {
 
 struct p2p_node_file;
 struct p2p_tus;
+
+/** Super-seeding state of one piece at an origin seed (a file this process did not download):
+ *  each piece is sent once before any piece is sent twice. */
+struct p2p_node_ss_piece {
+    uint32_t done_ms;            /* when its last good send ended (ms after ss_base_ms), 0 none */
+    uint8_t sent;                /* sends started and not failed (saturating) */
+    uint8_t active;              /* sends in flight (saturating) */
+};
 
 /** One piece request in flight. */
 struct p2p_node_fetch {
@@ -125,6 +140,7 @@ struct p2p_node_file {
     struct p2p_node_peer **peers;
     size_t npeers;
     uint16_t *avail;             /* holders per piece among known peers */
+    uint16_t *partial;           /* ... among those that are not complete (not seeds) */
     uint8_t *reqs;               /* requests in flight per piece */
     struct p2p_node_fetch *fetches;
     uint32_t nfetch;
@@ -148,6 +164,10 @@ struct p2p_node_file {
     char *seed_json;             /* serialized seed for GET /v2/seed (built on the pool) */
     size_t seed_json_len;
     uint32_t *v1_order;          /* SHA-1 files: piece indexes sorted by digest (pool-built) */
+    bool downloaded;             /* downloaded (in part) by this process: not an origin seed */
+    struct p2p_node_ss_piece *ss; /* origin seed: super-seeding state per piece (lazy) */
+    uint32_t ss_unsent;          /* pieces never sent (or whose sends all failed) */
+    uint64_t ss_base_ms;         /* ss[].done_ms is relative to this */
     bool seed_cache_job;         /* the job building seed_json/v1_order is queued */
     struct p2p_node_file *next;
 };
@@ -318,13 +338,34 @@ bool p2p_node_endgame(const struct p2p_bitfield *got, const uint8_t *reqs, uint3
 /**
  * Piece picker (pure, exposed for tests): the rarest piece (fewest holders in avail, random
  * among equals) that we lack (have), that has no request in flight (reqs == 0) and that some
- * usable peer holds (peer_bf[j] with usable[j]). Returns its index, or -1 if there is none.
+ * usable peer holds (peer_bf[j] with usable[j]). Seed offload: when partial is given (holders
+ * per piece among peers that are not complete), a complete peer (full[j]) only counts for
+ * pieces no incomplete peer holds (partial[i] == 0), so seeds are asked for pieces nobody else
+ * can give; NULL partial (or full) = every usable holder counts. Returns the index, or -1.
  */
 int64_t p2p_node_pick(const struct p2p_bitfield *have, const uint8_t *reqs, const uint16_t *avail,
-                      const struct p2p_bitfield *const *peer_bf, const bool *usable,
-                      size_t npeers);
+                      const uint16_t *partial, const struct p2p_bitfield *const *peer_bf,
+                      const bool *usable, const bool *full, size_t npeers);
+
+/**
+ * Pure (exposed for tests): records one fault of p (bad = a piece whose hash did not match) and
+ * returns true when p must now be banned: at P2P_NODE_BAN_FAULTS faults, or at
+ * P2P_NODE_BAN_BAD bad pieces (these are never forgiven by p2p_node_peer_good).
+ */
+bool p2p_node_peer_fault(struct p2p_node_peer *p, bool bad);
+/** Pure: a good piece from p forgives one fault (transport errors), never a bad piece. */
+void p2p_node_peer_good(struct p2p_node_peer *p);
 
 /* ---- serve.c ---- */
+/** Pure (exposed for tests): whether an origin seed refuses a request for a piece in state p
+ *  (503 + P2P-Superseed): some piece was never sent (unsent > 0) while this one is being sent
+ *  or its last send ended less than P2P_NODE_SUPERSEED_HOLD_MS before now_ms (relative, as
+ *  done_ms), so the downloader gets it from the peer that has it. */
+bool p2p_node_superseed_refuse(const struct p2p_node_ss_piece *p, uint32_t unsent,
+                               uint64_t now_ms);
+/** Base64 of f's served pieces (got) for the P2P-Bitfield header (new string), or NULL when it
+ *  would be longer than P2P_NODE_BITFIELD_HDR_MAX. */
+char *p2p_node_bitfield_header(const struct p2p_node_file *f);
 /** Token bucket: returns how many of want bytes may go now (> 0) or 0 and a delay. */
 size_t p2p_node_rate_take(struct p2p_node_rate *r, uint64_t now_ms, size_t want,
                           uint64_t *delay_ms);

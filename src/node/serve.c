@@ -46,7 +46,39 @@ static size_t up_pace(void *ud, size_t want, uint64_t *delay_ms)
 struct upload {
     struct p2p_node *n;
     uint64_t len;
+    bool ss;                     /* a piece of an origin seed: super-seeding state to update */
+    uint32_t index;
+    char info_hash[65];
 };
+
+bool p2p_node_superseed_refuse(const struct p2p_node_ss_piece *p, uint32_t unsent,
+                               uint64_t now_ms)
+{
+    if (unsent == 0 || p->sent == 0)
+        return false; /* every piece went out once, or this one never did (or was lost) */
+    return p->active > 0 || (p->done_ms > 0 && now_ms < (uint64_t)p->done_ms +
+                                                          P2P_NODE_SUPERSEED_HOLD_MS);
+}
+
+char *p2p_node_bitfield_header(const struct p2p_node_file *f)
+{
+    size_t len = P2P_BITFIELD_BYTES(f->got.nbits);
+    if (len == 0 || (len + 2) / 3 * 4 > P2P_NODE_BITFIELD_HDR_MAX)
+        return NULL;
+    return p2p_base64_encode(f->got.bits, len);
+}
+
+/* A file this process did not download, seeding: it sends each piece once before any twice. */
+static bool origin(const struct p2p_node_file *f)
+{
+    return f->state == P2P_NODE_SEEDING && !f->downloaded && f->seed.npieces > 0;
+}
+
+static uint32_t ss_now(const struct p2p_node_file *f)
+{
+    uint64_t d = p2p_now_ms() - f->ss_base_ms + 1; /* never 0: 0 means "not sent" */
+    return d < UINT32_MAX ? (uint32_t)d : UINT32_MAX;
+}
 
 static void upload_done(void *ud, int status)
 {
@@ -54,6 +86,17 @@ static void upload_done(void *ud, int status)
     u->n->uploads--;
     if (status == 0)
         u->n->m.bytes_up += u->len;
+    struct p2p_node_file *f = u->ss ? p2p_node_find(u->n, u->info_hash) : NULL;
+    if (f && f->ss && u->index < f->seed.npieces) {
+        struct p2p_node_ss_piece *p = &f->ss[u->index];
+        if (p->active)
+            p->active--;
+        if (status == 0) {
+            p->done_ms = ss_now(f);
+        } else if (p->sent && p->sent < UINT8_MAX && --p->sent == 0) {
+            f->ss_unsent++; /* cut off: as if never sent */
+        }
+    }
     free(u);
 }
 
@@ -78,12 +121,27 @@ static bool take_slot(struct p2p_node *n, struct p2p_httpd_req *req)
     return true;
 }
 
+/* ss: an origin seed's file whose piece index this is (its super-seeding state is updated
+ * now and when the send ends), or NULL. */
 static void send_range(struct p2p_node *n, struct p2p_httpd_req *req, int status,
-                       const char *path, uint64_t off, uint64_t len)
+                       const char *path, uint64_t off, uint64_t len, struct p2p_node_file *ss,
+                       uint32_t index)
 {
     struct upload *u = p2p_xcalloc(1, sizeof *u);
     u->n = n;
     u->len = p2p_httpd_is_head(req) ? 0 : len;
+    if (ss && ss->ss && index < ss->seed.npieces && !p2p_httpd_is_head(req)) {
+        struct p2p_node_ss_piece *p = &ss->ss[index];
+        u->ss = true;
+        u->index = index;
+        memcpy(u->info_hash, ss->seed.info_hash, sizeof u->info_hash);
+        if (p->sent == 0 && ss->ss_unsent)
+            ss->ss_unsent--;
+        if (p->sent < UINT8_MAX)
+            p->sent++;
+        if (p->active < UINT8_MAX)
+            p->active++;
+    }
     n->uploads++;
     struct p2p_httpd_file file = {
         .path = path,
@@ -95,7 +153,36 @@ static void send_range(struct p2p_node *n, struct p2p_httpd_req *req, int status
         .done = upload_done,
         .done_ud = u,
     };
-    p2p_httpd_respond_file(req, status, &file);
+    p2p_httpd_respond_file(req, status, &file); /* done may run at once */
+}
+
+/* Origin seed: refuses a piece sent (or being sent) moments ago while some piece was never
+ * sent; the refusal names nobody, the downloader finds the holder in its next peer list. */
+static bool superseed_refused(struct p2p_httpd_req *req, struct p2p_node_file *f, uint32_t i)
+{
+    if (!origin(f))
+        return false;
+    if (!f->ss) {
+        f->ss = p2p_xcalloc(f->seed.npieces, sizeof *f->ss);
+        f->ss_unsent = f->seed.npieces;
+        f->ss_base_ms = p2p_now_ms();
+    }
+    if (!p2p_node_superseed_refuse(&f->ss[i], f->ss_unsent, ss_now(f)))
+        return false;
+    p2p_httpd_add_header(req, "Retry-After", "1");
+    p2p_httpd_add_header(req, "P2P-Superseed", "1");
+    p2p_httpd_respond_error(req, 503, "E001",
+                            "piece %u was just sent to another peer: fetch it from there", i);
+    return true;
+}
+
+/* Every piece answer tells the downloader which pieces we serve (fresher than the tracker). */
+static void add_bitfield(struct p2p_httpd_req *req, const struct p2p_node_file *f)
+{
+    char *b64 = p2p_node_bitfield_header(f);
+    if (b64)
+        p2p_httpd_add_header(req, "P2P-Bitfield", b64);
+    free(b64);
 }
 
 static void send_piece(struct p2p_node *n, struct p2p_httpd_req *req, struct p2p_node_file *f,
@@ -107,10 +194,11 @@ static void send_piece(struct p2p_node *n, struct p2p_httpd_req *req, struct p2p
         p2p_httpd_respond_error(req, 503, "E001", "file is being finished");
         return;
     }
-    if (!take_slot(n, req))
+    add_bitfield(req, f);
+    if (superseed_refused(req, f, i) || !take_slot(n, req))
         return;
     uint64_t off = (uint64_t)i * f->seed.piece_length;
-    send_range(n, req, 200, f->data_path, off, p2p_seed_piece_len(&f->seed, i));
+    send_range(n, req, 200, f->data_path, off, p2p_seed_piece_len(&f->seed, i), f, i);
 }
 
 void p2p_node_serve_piece(struct p2p_httpd_req *req, void *ud)
@@ -203,7 +291,7 @@ void p2p_node_serve_file(struct p2p_httpd_req *req, void *ud)
     }
     if (!take_slot(n, req))
         return;
-    send_range(n, req, r > 0 ? 206 : 200, f->data_path, off, len);
+    send_range(n, req, r > 0 ? 206 : 200, f->data_path, off, len, NULL, 0);
 }
 
 void p2p_node_serve_seed(struct p2p_httpd_req *req, void *ud)
