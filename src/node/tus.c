@@ -241,12 +241,13 @@ static void waiter_aborted(struct p2p_httpd_req *req, void *ud)
 {
     struct p2p_tus_waiter *wt = ud;
     struct p2p_tus_upload *u = wt->u;
+    struct p2p_tus *t = wt->t;
     waiter_unlink(wt);
     p2p_httpd_set_data(req, NULL);
     tus_error(req, 400, "ERR_UPLOAD_INTERRUPTED", "client went away");
     free(wt);
-    p2p_tus_up_unref(u);
-    check_shutdown(u->t);
+    p2p_tus_up_unref(u); /* may free u */
+    check_shutdown(t);
 }
 
 static void lock_acquire(struct p2p_tus_upload *u, struct p2p_httpd_req *req, enum tus_method m)
@@ -676,7 +677,7 @@ static void writer_start(struct p2p_tus *t, struct p2p_tus_upload *u, struct p2p
     t->writers = w;
     t->nwriters++;
     u->writer = w;
-    if (t->expiration_ms)
+    if (t->expiration_ms && u->state == P2P_TUS_UP_ACTIVE)
         u->expires_s = (uint64_t)time(NULL) + t->expiration_ms / 1000;
     p2p_httpd_stream_body(req, writer_on_data, writer_on_end, w);
 }
@@ -719,6 +720,9 @@ static void do_patch(struct p2p_tus *t, struct p2p_tus_upload *u, struct p2p_htt
         tus_error_close(req, 409, "ERR_MISMATCHED_OFFSET", "Upload-Offset does not match");
         goto out;
     }
+    /* A length declared here (creation-defer-length) takes effect only once every check
+     * passed: a rejected PATCH must not modify the upload (in memory or on disk). */
+    bool declare = false;
     if (lv) {
         p2p_parse_u64(lv, strlen(lv), &newlen);
         if (u->deferred) {
@@ -731,34 +735,35 @@ static void do_patch(struct p2p_tus *t, struct p2p_tus_upload *u, struct p2p_htt
                 tus_error_close(req, 413, "ERR_MAX_SIZE_EXCEEDED", "upload is too large");
                 goto out;
             }
-            u->deferred = false;
-            u->length = newlen;
-            u->info_dirty = true;
-            if (!u->partial)
-                u->piece_len = p2p_seed_default_piece_length(newlen);
+            declare = true;
         } else if (newlen != u->length) {
             tus_error_close(req, 400, "ERR_INVALID_UPLOAD_LENGTH",
                             "Upload-Length cannot change");
             goto out;
         }
     }
-    uint64_t limit;
-    if (!u->deferred)
-        limit = u->length - u->offset;
-    else if (t->max_size)
-        limit = t->max_size - u->offset;
-    else
-        limit = P2P_SEED_MAX_LENGTH - u->offset;
+    bool deferred = u->deferred && !declare;
+    uint64_t cap = !deferred ? (declare ? newlen : u->length)
+                   : t->max_size ? t->max_size
+                                 : P2P_SEED_MAX_LENGTH;
+    /* cap < offset only for a deferred upload whose tus.max_size shrank across a restart */
+    uint64_t limit = cap > u->offset ? cap - u->offset : 0;
     if (cl >= 0 && (uint64_t)cl > limit) {
-        tus_error_close(req, 413, !u->deferred ? "ERR_UPLOAD_SIZE_EXCEEDED"
-                                               : "ERR_MAX_SIZE_EXCEEDED",
+        tus_error_close(req, 413, !deferred ? "ERR_UPLOAD_SIZE_EXCEEDED" : "ERR_MAX_SIZE_EXCEEDED",
                         "body exceeds the upload length");
         goto out;
     }
-    if (t->nwriters >= P2P_TUS_MAX_WRITERS) {
+    if (t->nwriters + t->pending_bodies >= P2P_TUS_MAX_WRITERS) {
         p2p_httpd_add_header(req, "Retry-After", "1");
         tus_error_close(req, 503, "ERR_SERVER_BUSY", "too many uploads in progress");
         goto out;
+    }
+    if (declare) {
+        u->deferred = false;
+        u->length = newlen;
+        u->info_dirty = true;
+        if (!u->partial)
+            u->piece_len = p2p_seed_default_piece_length(newlen);
     }
     enum p2p_tus_algo algo = P2P_TUS_CK_NONE;
     uint8_t want[64];
@@ -813,6 +818,38 @@ static void do_delete(struct p2p_tus *t, struct p2p_tus_upload *u, struct p2p_ht
     p2p_tus_job_submit(j);
 }
 
+/* Complete but not finished: an earlier finish failed (disk full, complete_dir unwritable). */
+static bool needs_finish(const struct p2p_tus_upload *u)
+{
+    return u->state == P2P_TUS_UP_ACTIVE && !u->partial && !u->final && !u->deferred &&
+           u->offset == u->length && !u->info_hash[0];
+}
+
+static void refinish_aborted(struct p2p_httpd_req *req, void *ud)
+{
+    struct p2p_tus_job *j = ud;
+    (void)req;
+    j->aborted = true;
+}
+
+static void refinish_after(struct p2p_tus_job *j)
+{
+    struct p2p_tus_upload *u = j->u;
+    struct p2p_httpd_req *req = j->req;
+    if (!j->aborted)
+        p2p_httpd_on_abort(req, NULL, NULL);
+    if (j->finished)
+        p2p_tus_finished(j->t, u, j);
+    if (j->err != 0 || !j->finished || j->aborted) {
+        /* 5xx: clients retry (a 4xx on HEAD would make tus-js-client start over) */
+        tus_error_close(req, 500, "ERR_INTERNAL_SERVER_ERROR",
+                        "upload complete but not yet seeded; retry");
+        lock_release(u);
+        return;
+    }
+    dispatch_locked(u, req, (enum tus_method)j->method);
+}
+
 static void dispatch_locked(struct p2p_tus_upload *u, struct p2p_httpd_req *req, enum tus_method m)
 {
     struct p2p_tus *t = u->t;
@@ -824,6 +861,16 @@ static void dispatch_locked(struct p2p_tus_upload *u, struct p2p_httpd_req *req,
     if (!u->in_table || u->state == P2P_TUS_UP_GONE) {
         respond_gone(req, u);
         lock_release(u);
+        return;
+    }
+    if (m != M_DELETE && needs_finish(u)) {
+        /* retry the finish before answering, so a client that sees offset == length also
+         * gets a seeded file (and its P2P headers) */
+        struct p2p_tus_job *j = p2p_tus_job_new(t, u, p2p_tus_finish_work, refinish_after);
+        j->req = req;
+        j->method = (int)m;
+        p2p_httpd_on_abort(req, refinish_aborted, j);
+        p2p_tus_job_submit(j);
         return;
     }
     if (m == M_HEAD)
@@ -840,6 +887,7 @@ static void dispatch_locked(struct p2p_tus_upload *u, struct p2p_httpd_req *req,
 struct p2p_tus_create {
     struct p2p_httpd_req *req;
     bool has_body;
+    bool aborted;                 /* the client went away while the job ran */
     enum p2p_tus_algo algo;
     uint8_t want[64];
     size_t wlen;
@@ -854,12 +902,31 @@ static void create_respond(struct p2p_tus *t, struct p2p_tus_upload *u, struct p
     p2p_httpd_respond(req, 201, NULL, NULL, 0);
 }
 
+/* The connection closed while a creation job ran: remember it, so no writer is started on a
+ * request whose body will never come (it would hold a writer slot and the lock for good). */
+static void create_aborted(struct p2p_httpd_req *req, void *ud)
+{
+    struct p2p_tus_create *c = ud;
+    (void)req;
+    c->aborted = true;
+}
+
+/* Ends the creation job's hold on its request (abort callback, reserved writer slot). */
+static void create_detach(struct p2p_tus *t, struct p2p_tus_create *c)
+{
+    if (!c->aborted)
+        p2p_httpd_on_abort(c->req, NULL, NULL);
+    if (c->has_body)
+        t->pending_bodies--;
+}
+
 static void create_after(struct p2p_tus_job *j)
 {
     struct p2p_tus *t = j->t;
     struct p2p_tus_upload *u = j->u;
     struct p2p_tus_create *c = j->create;
     struct p2p_httpd_req *req = c->req;
+    create_detach(t, c);
     for (size_t i = 0; i < j->nparts; i++) {
         j->parts[i]->refs_parts--;
         p2p_tus_up_unref(j->parts[i]);
@@ -876,7 +943,7 @@ static void create_after(struct p2p_tus_job *j)
     }
     if (j->finished)
         p2p_tus_finished(t, u, j);
-    if (c->has_body && !t->stopping) {
+    if (c->has_body && !t->stopping && !c->aborted) {
         uint64_t limit = !u->deferred ? u->length
                          : t->max_size ? t->max_size
                                        : P2P_SEED_MAX_LENGTH;
@@ -899,10 +966,14 @@ static void instant_after(struct p2p_tus_job *j)
         return;
     }
     struct p2p_httpd_req *req = j->create->req;
+    create_detach(t, j->create);
     free(j->create);
     if (j->err == 0) {
-        u->state = P2P_TUS_UP_FINISHED;
+        p2p_tus_up_set_state(u, P2P_TUS_UP_FINISHED);
         u->offset = u->length;
+        u->expires_s = (uint64_t)time(NULL) + t->finished_keep_s;
+        if (u->expires_s < t->next_expire_s)
+            t->next_expire_s = u->expires_s;
     }
     if (j->err != 0) {
         p2p_tus_table_remove(t, u);
@@ -976,6 +1047,10 @@ static void do_create(struct p2p_tus *t, struct p2p_httpd_req *req)
     }
     if (md) {
         const char *why = NULL;
+        if (strlen(md) > P2P_TUS_MAX_META_LEN) {
+            tus_error_close(req, 400, "ERR_INVALID_METADATA", "Upload-Metadata is too long");
+            goto out;
+        }
         if (p2p_tus_meta_parse(md, &meta, &why) < 0) {
             tus_error_close(req, 400, "ERR_INVALID_METADATA", why);
             goto out;
@@ -1015,8 +1090,16 @@ static void do_create(struct p2p_tus *t, struct p2p_httpd_req *req)
             goto out;
         }
     }
+    /* Caps on what clients can make the node hold: records, unfinished uploads (each may grow
+     * a file in tus.dir), metadata kept in memory, bodies streaming at once (2.5 MiB each;
+     * creations whose writer is not started yet count too). An upload that finishes at once
+     * (Upload-Length 0, a final, an instant upload) is not unfinished. */
+    size_t cost = (md ? strlen(md) : 0) + (cc ? strlen(cc) : 0) + nids * sizeof *ids;
+    bool unfinished = partial || (!final && (deferred || length > 0));
     if (t->nuploads >= P2P_TUS_MAX_UPLOADS ||
-        (has_body && t->nwriters >= P2P_TUS_MAX_WRITERS)) {
+        (unfinished && t->nunfinished >= t->max_unfinished) ||
+        t->meta_bytes + cost > t->meta_budget ||
+        (has_body && t->nwriters + t->pending_bodies >= P2P_TUS_MAX_WRITERS)) {
         p2p_httpd_add_header(req, "Retry-After", "1");
         tus_error_close(req, 503, "ERR_SERVER_BUSY", "too many uploads");
         goto out;
@@ -1059,7 +1142,7 @@ static void do_create(struct p2p_tus *t, struct p2p_httpd_req *req)
         u->expires_s = u->created_s + t->expiration_ms / 1000;
     size_t fnlen = 0;
     const uint8_t *fn = p2p_tus_meta_get(&meta, "filename", &fnlen);
-    u->want_name = fn ? p2p_name_sanitize((const char *)fn, fnlen) : p2p_xstrdup(u->id);
+    u->want_name = fn ? p2p_tus_file_name(fn, fnlen) : p2p_xstrdup(u->id);
     if (!partial && !deferred)
         u->piece_len = p2p_seed_default_piece_length(length);
     u->locked = true;
@@ -1071,6 +1154,9 @@ static void do_create(struct p2p_tus *t, struct p2p_httpd_req *req)
     c->algo = algo;
     memcpy(c->want, want, sizeof want);
     c->wlen = wlen;
+    if (has_body)
+        t->pending_bodies++;
+    p2p_httpd_on_abort(req, create_aborted, c);
 
     /* Instant upload: the content is already here. */
     if (sha && !partial && !final && !deferred && !has_body) {
@@ -1406,7 +1492,11 @@ void p2p_tus_finished(struct p2p_tus *t, struct p2p_tus_upload *u, struct p2p_tu
 {
     if (u->partial)
         return;
-    u->state = P2P_TUS_UP_FINISHED;
+    p2p_tus_up_set_state(u, P2P_TUS_UP_FINISHED);
+    /* the record (HEAD answers) is kept a while; then only the file in complete_dir remains */
+    u->expires_s = (uint64_t)time(NULL) + t->finished_keep_s;
+    if (u->expires_s < t->next_expire_s)
+        t->next_expire_s = u->expires_s;
     t->stats.finished++;
     p2p_info("tus: upload %s finished: %s (%llu bytes) infoHash %s", u->id, u->file_name,
              (unsigned long long)u->length, u->info_hash);
@@ -1429,7 +1519,7 @@ static void expire_after(struct p2p_tus_job *j)
         if (j->purge) {
             p2p_tus_table_remove(j->t, u);
         } else {
-            u->state = P2P_TUS_UP_GONE;
+            p2p_tus_up_set_state(u, P2P_TUS_UP_GONE);
             u->gone_s = (uint64_t)time(NULL);
             uint64_t purge_at = u->gone_s + j->t->expiration_ms / 1000;
             if (purge_at < j->t->next_expire_s)
@@ -1444,7 +1534,7 @@ static void expire_after(struct p2p_tus_job *j)
 static void expire_tick(struct p2p_tus *t, uint64_t now_s)
 {
     uint64_t exp_s = t->expiration_ms / 1000;
-    if (!exp_s || now_s < t->next_expire_s)
+    if (now_s < t->next_expire_s)
         return;
     uint64_t next = UINT64_MAX;
     for (size_t b = 0; b < P2P_TUS_BUCKETS; b++) {
@@ -1454,10 +1544,12 @@ static void expire_tick(struct p2p_tus *t, uint64_t now_s)
             if (u->state == P2P_TUS_UP_GONE) {
                 due = u->gone_s + exp_s;
                 purge = true;
-            } else if (u->state == P2P_TUS_UP_ACTIVE || u->partial) {
+            } else if (u->state == P2P_TUS_UP_ACTIVE) {
                 due = u->expires_s;
             } else {
-                continue;
+                /* a finished upload: its record (.info) goes, the swarm file stays */
+                due = u->expires_s;
+                purge = true;
             }
             if (!due)
                 continue;
@@ -1560,6 +1652,13 @@ struct p2p_tus *p2p_tus_new(uv_loop_t *loop, const struct p2p_tus_opts *o, char 
     if (t->expiration_ms && t->expiration_ms < 1000)
         t->expiration_ms = 1000;
     t->hook_url = cfg && cfg->hook_url && cfg->hook_url[0] ? p2p_xstrdup(cfg->hook_url) : NULL;
+    t->max_unfinished = o->max_unfinished ? o->max_unfinished : P2P_TUS_MAX_UNFINISHED;
+    t->meta_budget = o->meta_budget ? o->meta_budget : P2P_TUS_META_BUDGET;
+    uint64_t keep_ms = o->finished_keep_ms;
+    if (!keep_ms)
+        keep_ms = t->expiration_ms > P2P_TUS_FINISHED_KEEP_MS ? t->expiration_ms
+                                                              : P2P_TUS_FINISHED_KEEP_MS;
+    t->finished_keep_s = keep_ms < 1000 ? 1 : keep_ms / 1000;
     t->httpc = o->httpc;
     t->on_finished = o->on_finished;
     t->lookup = o->lookup_sha256;

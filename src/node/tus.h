@@ -46,6 +46,11 @@ struct p2p_tus_opts {
     p2p_tus_finished_cb on_finished; /* may be NULL */
     p2p_tus_lookup_cb lookup_sha256; /* may be NULL */
     void *ud;
+    /* Limits; 0 = the default (docs/PROTOCOL.md, TUS "Limits"). Tests lower them. */
+    size_t max_unfinished;         /* unfinished uploads (partials included) at once -> 503 */
+    size_t meta_budget;            /* Upload-Metadata/Upload-Concat bytes held in memory -> 503 */
+    uint64_t finished_keep_ms;     /* a finished upload's record (HEAD) is kept this long;
+                                      default max(tus.expiration, 24 h); its file always stays */
 };
 
 /**

@@ -26,6 +26,10 @@
 #define P2P_TUS_LOCK_WAIT_MS 10000       /* a request waits this long for the upload's lock */
 #define P2P_TUS_MAX_PARTS 1024           /* partial uploads in one final */
 #define P2P_TUS_MAX_META 64              /* Upload-Metadata pairs */
+#define P2P_TUS_MAX_META_LEN (16u * 1024) /* Upload-Metadata header length (400 beyond) */
+#define P2P_TUS_MAX_UNFINISHED 4096      /* unfinished uploads at once (503 beyond) */
+#define P2P_TUS_META_BUDGET (64u << 20)  /* metadata + concat bytes held by all uploads */
+#define P2P_TUS_FINISHED_KEEP_MS (24ull * 3600 * 1000) /* minimum record retention */
 #define P2P_TUS_INFO_MAX (1u << 20)      /* .info files larger than this are ignored */
 #define P2P_TUS_HOOK_TRIES 5             /* hook POST attempts (backoff 1, 2, 4, 8 s) */
 #define P2P_TUS_MAX_HOOKS 1024           /* hook calls queued at once */
@@ -99,6 +103,14 @@ bool p2p_tus_host_valid(const char *v);
 
 /** True if the Content-Type value is application/offset+octet-stream (case-insensitive). */
 bool p2p_tus_ct_ok(const char *v);
+
+/**
+ * The name a finished upload gets from its filename metadata (fn[0..len), arbitrary bytes):
+ * p2p_name_sanitize(), and a name ending in a suffix the node reads as one of its own files
+ * (".ok", ".seed", ".bitfield") has that last '.' turned into '_' ("x.ok" -> "x_ok"), so an
+ * upload can never pose as another file's marker. Returns a new string.
+ */
+char *p2p_tus_file_name(const uint8_t *fn, size_t len);
 
 /**
  * Name for the n-th attempt to place name in complete_dir: n == 0 is name itself, then

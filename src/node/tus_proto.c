@@ -187,6 +187,12 @@ int p2p_tus_checksum_parse(const char *s, enum p2p_tus_algo *algo, uint8_t diges
     return 0;
 }
 
+static bool host_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_';
+}
+
 bool p2p_tus_id_valid(const char *s, size_t len)
 {
     return len == P2P_TUS_ID_LEN && p2p_is_lower_hex(s, len);
@@ -201,9 +207,15 @@ int p2p_tus_id_from_url(const char *url, size_t len, const char *base_path,
     else if (len > 8 && strncasecmp(p, "https://", 8) == 0)
         p += 8;
     if (p != url) {
-        /* skip the authority */
-        while (p < end && *p != '/')
+        /* the authority: only host[:port] characters, as the whole value is echoed in HEAD */
+        const char *a = p;
+        while (p < end && *p != '/') {
+            if (!host_char((unsigned char)*p))
+                return -1;
             p++;
+        }
+        if (p == a)
+            return -1;
     }
     size_t blen = strlen(base_path);
     if ((size_t)(end - p) != blen + P2P_TUS_ID_LEN || memcmp(p, base_path, blen) != 0)
@@ -274,12 +286,9 @@ bool p2p_tus_host_valid(const char *v)
     size_t n = strlen(v);
     if (n == 0 || n > 261)
         return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)v[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_'))
+    for (size_t i = 0; i < n; i++)
+        if (!host_char((unsigned char)v[i]))
             return false;
-    }
     return true;
 }
 
@@ -307,4 +316,19 @@ char *p2p_tus_name_candidate(const char *name, unsigned n)
         ext = 0;
     return p2p_xasprintf("%.*s%s%.*s", (int)stem, name, suffix, (int)ext,
                          name + strlen(name) - ext);
+}
+
+char *p2p_tus_file_name(const uint8_t *fn, size_t len)
+{
+    static const char *const reserved[] = {".ok", ".seed", ".bitfield"};
+    char *name = p2p_name_sanitize((const char *)fn, len);
+    size_t n = strlen(name);
+    for (size_t i = 0; i < P2P_ARRAY_LEN(reserved); i++) {
+        size_t rl = strlen(reserved[i]);
+        if (n > rl && strcmp(name + n - rl, reserved[i]) == 0) {
+            name[n - rl] = '_';
+            break;
+        }
+    }
+    return name;
 }

@@ -81,6 +81,23 @@ size_t p2p_tus_id_hash(const char *id)
     return h % P2P_TUS_BUCKETS;
 }
 
+size_t p2p_tus_up_meta_cost(const struct p2p_tus_upload *u)
+{
+    return (u->metadata ? strlen(u->metadata) : 0) + (u->concat ? strlen(u->concat) : 0) +
+           u->nparts * sizeof *u->parts;
+}
+
+void p2p_tus_up_set_state(struct p2p_tus_upload *u, enum p2p_tus_up_state st)
+{
+    if (u->in_table && u->state != st) {
+        if (u->state == P2P_TUS_UP_ACTIVE)
+            u->t->nunfinished--;
+        else if (st == P2P_TUS_UP_ACTIVE)
+            u->t->nunfinished++;
+    }
+    u->state = st;
+}
+
 void p2p_tus_table_add(struct p2p_tus *t, struct p2p_tus_upload *u)
 {
     size_t b = p2p_tus_id_hash(u->id);
@@ -88,6 +105,10 @@ void p2p_tus_table_add(struct p2p_tus *t, struct p2p_tus_upload *u)
     t->table[b] = u;
     u->in_table = true;
     t->nuploads++;
+    if (u->state == P2P_TUS_UP_ACTIVE)
+        t->nunfinished++;
+    u->charged = p2p_tus_up_meta_cost(u);
+    t->meta_bytes += u->charged;
     if (u->expires_s && u->expires_s < t->next_expire_s)
         t->next_expire_s = u->expires_s;
 }
@@ -103,6 +124,10 @@ void p2p_tus_table_remove(struct p2p_tus *t, struct p2p_tus_upload *u)
         *pp = u->hnext;
     u->in_table = false;
     t->nuploads--;
+    if (u->state == P2P_TUS_UP_ACTIVE)
+        t->nunfinished--;
+    t->meta_bytes -= u->charged;
+    u->charged = 0;
     if (u->refs == 0)
         p2p_tus_up_free(u);
 }
@@ -438,9 +463,10 @@ static int finish_work(struct p2p_tus_job *j)
     char *src = up_path(t, u->id, "");
     char *name = NULL, *dest = NULL;
     rc = place_file(t, src, u->want_name ? u->want_name : u->id, u->length, &name, &dest);
-    free(src);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) {
+        free(src);
+        return rc; /* nothing moved; the piece digests are kept for the next attempt */
+    }
     s->file_name = name;
     p2p_seed_compute_info_hash(s);
     size_t slen = 0;
@@ -451,19 +477,43 @@ static int finish_work(struct p2p_tus_job *j)
     if (rc == 0)
         rc = p2p_atomic_write(ok_path, "", 0);
     free(text);
-    free(seed_path);
-    free(ok_path);
     if (rc == 0) {
         p2p_tus_up_set_finished(u, s->info_hash, name, dest, NULL);
         rc = info_write(t, u);
     }
-    free(dest);
-    if (rc == 0)
+    if (rc == 0) {
         j->finished = true;
-    free(u->digests);
-    u->digests = NULL;
-    u->ndig = u->capdig = 0;
+        free(u->digests);
+        u->digests = NULL;
+        u->ndig = u->capdig = 0;
+    } else {
+        /* Undo, so the upload is still complete-but-unfinished in tus.dir and the next HEAD or
+         * PATCH finishes it again (the seed and .ok are ours: written after the move). */
+        p2p_warn("tus: finishing %s as %s failed: %s", u->id, dest, strerror(-rc));
+        unlink(ok_path);
+        unlink(seed_path);
+        if (u->info_hash[0]) {
+            u->info_hash[0] = '\0';
+            free(u->file_name);
+            free(u->data_path);
+            u->file_name = u->data_path = NULL;
+        }
+        if (renameat2(AT_FDCWD, dest, AT_FDCWD, src, RENAME_NOREPLACE) < 0 &&
+            (errno != EXDEV || copy_file(dest, src, u->length) != 0 || unlink(dest) < 0))
+            p2p_error("tus: cannot move %s back to %s: %s", dest, src, strerror(errno));
+        p2p_seed_cleanup(s);
+        memset(s, 0, sizeof *s);
+    }
+    free(seed_path);
+    free(ok_path);
+    free(src);
+    free(dest);
     return rc;
+}
+
+void p2p_tus_finish_work(struct p2p_tus_job *j)
+{
+    j->err = finish_work(j);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1010,6 +1060,7 @@ int p2p_tus_store_load(struct p2p_tus *t, char *err, size_t errlen)
             if (src != 0 || !S_ISREG(st.st_mode) ||
                 (!u->deferred && (uint64_t)st.st_size > u->length)) {
                 p2p_warn("tus: upload %s has no usable data file; dropping it", id);
+                unlink_up(t, id, "");
                 unlink_up(t, id, ".info");
                 p2p_tus_up_free(u);
                 continue;
@@ -1031,8 +1082,31 @@ int p2p_tus_store_load(struct p2p_tus *t, char *err, size_t errlen)
         } else if (u->info_hash[0]) {
             u->state = P2P_TUS_UP_FINISHED;
             u->offset = u->length;
+            /* the record is kept finished_keep after it was written (finish time) */
+            char *ip = up_path(t, id, ".info");
+            struct stat st;
+            uint64_t base = stat(ip, &st) == 0 ? (uint64_t)st.st_mtime : (uint64_t)time(NULL);
+            free(ip);
+            u->expires_s = base + t->finished_keep_s;
         }
         p2p_tus_table_add(t, u);
+    }
+    /* Data files without an upload: a crash between creating the data file and its .info (an
+     * unreadable .info keeps its data, for a human to look at). */
+    rewinddir(d);
+    while ((e = readdir(d)) != NULL) {
+        const char *n = e->d_name;
+        if (strlen(n) != P2P_TUS_ID_LEN || !p2p_tus_id_valid(n, P2P_TUS_ID_LEN) ||
+            find_loaded(t, n))
+            continue;
+        char *ip = up_path(t, n, ".info");
+        struct stat st;
+        bool orphan = lstat(ip, &st) < 0 && errno == ENOENT;
+        free(ip);
+        if (orphan) {
+            p2p_warn("tus: removing %s/%s: no upload owns it", t->dir, n);
+            unlink_up(t, n, "");
+        }
     }
     closedir(d);
     /* Finished uploads whose whole-file digest never made it into the index. */

@@ -39,6 +39,7 @@ struct p2p_tus_upload {
     bool concatenating;
     uint64_t created_s, expires_s, gone_s; /* wall clock; expires 0 = never */
     char *want_name;              /* sanitized filename metadata (or the id) */
+    size_t charged;               /* bytes counted in t->meta_bytes while in the table */
 
     /* finished (non-partial): where it went */
     char info_hash[65];
@@ -130,6 +131,8 @@ struct p2p_tus_job {
     char *path;
     uint8_t sha[32];
     uint64_t t0_ms;               /* for debug timings */
+    int method;                   /* finish: the request to go on with (enum tus_method) */
+    bool aborted;                 /* finish: its client went away meanwhile */
     uint64_t disk_off;            /* hash: bytes known to be on disk when submitted */
 };
 
@@ -160,6 +163,11 @@ struct p2p_tus {
 
     struct p2p_tus_upload *table[P2P_TUS_BUCKETS];
     size_t nuploads;
+    size_t nunfinished;               /* in the table and ACTIVE (partials included) */
+    size_t meta_bytes;                /* metadata + concat bytes of the uploads in the table */
+    size_t max_unfinished, meta_budget;
+    uint64_t finished_keep_s;
+    size_t pending_bodies;            /* creations with a body whose writer is not started */
     struct p2p_tus_known *known[P2P_TUS_KNOWN_BUCKETS];
     struct p2p_tus_writer *writers;
     size_t nwriters;
@@ -205,6 +213,10 @@ void p2p_tus_up_set_finished(struct p2p_tus_upload *u, const char *info_hash, co
                              const char *data_path, const uint8_t *sha256);
 /** Bucket of an upload id in t->table. */
 size_t p2p_tus_id_hash(const char *id);
+/** Sets u's state, keeping t->nunfinished right. */
+void p2p_tus_up_set_state(struct p2p_tus_upload *u, enum p2p_tus_up_state st);
+/** Bytes of metadata and concat u holds (what the memory budget counts). */
+size_t p2p_tus_up_meta_cost(const struct p2p_tus_upload *u);
 /** Puts u in the table (t owns it from now on). */
 void p2p_tus_table_add(struct p2p_tus *t, struct p2p_tus_upload *u);
 /** Takes u out of the table (frees it when no reference is left). */
@@ -230,6 +242,8 @@ void p2p_tus_hash_work(struct p2p_tus_job *j);
 /** End of a body: verify and commit a staged chunk, close files, persist a declared length,
  *  finish a complete upload. */
 void p2p_tus_end_work(struct p2p_tus_job *j);
+/** Finishes a complete upload whose earlier finish failed (seed, move, .seed, .ok, .info). */
+void p2p_tus_finish_work(struct p2p_tus_job *j);
 /** Creation: empty data file and .info; an empty upload is finished at once. */
 void p2p_tus_create_work(struct p2p_tus_job *j);
 /** Concatenation: builds the final's data from its partials, then finishes it. */

@@ -68,6 +68,8 @@ int main(int argc, char **argv)
     const char *dir = NULL, *complete = NULL, *token = NULL, *public_url = NULL;
     const char *trackers[4] = {"127.0.0.1:35330"};
     size_t ntrackers = 1;
+    size_t max_unfinished = 0, meta_budget = 0;
+    uint64_t finished_keep_ms = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (strcmp(k, "--dir") == 0)
@@ -86,6 +88,12 @@ int main(int argc, char **argv)
             public_url = v;
         else if (strcmp(k, "--base") == 0)
             cfg.base_path = (char *)v;
+        else if (strcmp(k, "--max-unfinished") == 0)
+            max_unfinished = strtoull(v, NULL, 10);
+        else if (strcmp(k, "--meta-budget") == 0)
+            meta_budget = strtoull(v, NULL, 10);
+        else if (strcmp(k, "--finished-keep-ms") == 0)
+            finished_keep_ms = strtoull(v, NULL, 10);
         else if (strcmp(k, "--tracker") == 0 && ntrackers < 4)
             trackers[ntrackers++] = v;
         else {
@@ -111,6 +119,9 @@ int main(int argc, char **argv)
         .httpc = h.httpc,
         .on_finished = on_finished,
         .ud = &h,
+        .max_unfinished = max_unfinished,
+        .meta_budget = meta_budget,
+        .finished_keep_ms = finished_keep_ms,
     };
     char err[256];
     h.tus = p2p_tus_new(h.loop, &o, err, sizeof err);

@@ -136,6 +136,15 @@ static void test_ids_urls(void **state)
     assert_int_equal(p2p_tus_id_from_url(url, strlen(url), "/files/", out), -1);
     snprintf(url, sizeof url, "ftp://h/files/%s", id);
     assert_int_equal(p2p_tus_id_from_url(url, strlen(url), "/files/", out), -1);
+    /* the authority is echoed back in Upload-Concat: host[:port] characters only */
+    static const char *const bad_hosts[] = {"h\xc3\xa9st", "a\"b", "x<y>", "u@h", "a%0d", "a\tb",
+                                            ""};
+    for (size_t i = 0; i < sizeof bad_hosts / sizeof bad_hosts[0]; i++) {
+        snprintf(url, sizeof url, "http://%s/files/%s", bad_hosts[i], id);
+        assert_int_equal(p2p_tus_id_from_url(url, strlen(url), "/files/", out), -1);
+    }
+    snprintf(url, sizeof url, "http://[::1]:8080/files/%s", id);
+    assert_int_equal(p2p_tus_id_from_url(url, strlen(url), "/files/", out), 0);
 }
 
 static void test_concat(void **state)
@@ -200,6 +209,21 @@ static void test_name_candidates(void **state)
     free(s);
 }
 
+static void test_file_name(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"x.ok", "x_ok"},           {"y.seed", "y_seed"},     {"z.bitfield", "z_bitfield"},
+        {"a.seed.ok", "a.seed_ok"}, {"photo.jpg", "photo.jpg"}, {"okay", "okay"},
+        {"../../x.ok", "x_ok"},     {".ok", "ok"},            {"x.OK", "x.OK"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *s = p2p_tus_file_name((const uint8_t *)cases[i][0], strlen(cases[i][0]));
+        assert_string_equal(s, cases[i][1]);
+        free(s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_meta_bad),     cmocka_unit_test(test_checksum),
         cmocka_unit_test(test_ids_urls),     cmocka_unit_test(test_concat),
         cmocka_unit_test(test_date_host_ct), cmocka_unit_test(test_name_candidates),
+        cmocka_unit_test(test_file_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -350,6 +350,38 @@ suites.creation = {
     await waitFor(() => h.finished.length === 1, 5000, 'finish')
     eq(path.basename(h.finished[0].path), url.split('/').pop(), 'id as name')
   }),
+  'a rejected PATCH does not declare a deferred length': W(async (h) => {
+    const url = (await raw(h.port, 'POST', '/files/', [TR, ['Upload-Defer-Length', '1']])).h('location')
+    eq((await patch(h.port, url, 0, 'hello', [['Upload-Length', '3']])).status, 413, 'body longer than the declared length')
+    let hd = await head(h.port, url)
+    eq(hd.h('upload-defer-length'), '1', 'still deferred')
+    eq(hd.h('upload-length'), undefined, 'no length')
+    eq((await patch(h.port, url, 0, 'hello', [['Upload-Length', '5']])).status, 204, 'a valid declaration')
+    hd = await head(h.port, url)
+    eq(hd.h('upload-length'), '5', 'declared')
+    await waitFor(() => h.finished.length === 1, 5000, 'finish')
+  }),
+  'names the node reads as markers (.ok, .seed, .bitfield) are renamed': W(async (h) => {
+    await upload(h, Buffer.from('a'), { filename: 'x.ok' })
+    await upload(h, Buffer.from('b'), { filename: 'y.seed' })
+    await upload(h, Buffer.from('c'), { filename: 'z.bitfield' })
+    await waitFor(() => h.finished.length === 3, 5000, 'finish')
+    eq(h.finished.map((f) => path.basename(f.path)).join(' '), 'x_ok y_seed z_bitfield', 'names')
+    for (const n of ['x.ok', 'y.seed', 'z.bitfield']) assert(!fs.existsSync(path.join(h.complete, n)), n + ' not created')
+  }),
+  'over-long Upload-Metadata is 400': W(async (h) => {
+    const md = `filename ${b64('a'.repeat(13000))}`
+    eq((await raw(h.port, 'POST', '/files/', [TR, ['Upload-Length', '1'], ['Upload-Metadata', md]])).status, 400, 'status')
+  }),
+  'metadata memory budget: 503 when full': () => withH({ 'meta-budget': 40000 }, async (h) => {
+    const md = `filename ${b64('a'.repeat(12000))}`
+    for (let i = 0; i < 2; i++)
+      eq((await raw(h.port, 'POST', '/files/', [TR, ['Upload-Length', '1'], ['Upload-Metadata', md]])).status, 201, 'within budget ' + i)
+    const r = await raw(h.port, 'POST', '/files/', [TR, ['Upload-Length', '1'], ['Upload-Metadata', md]])
+    eq(r.status, 503, 'over budget')
+    eq(r.h('retry-after'), '1', 'Retry-After')
+    eq((await raw(h.port, 'POST', '/files/', [TR, ['Upload-Length', '1']])).status, 201, 'no metadata still fits')
+  }),
   'Location is usable and unique': W(async (h) => {
     const a = await create(h.port, 1), b = await create(h.port, 1)
     assert(/^\/files\/[0-9a-f]{32}$/.test(a), 'relative Location ' + a)
@@ -436,6 +468,13 @@ suites.concat = {
     for (const v of ['final;', 'final', 'partial;x', 'final;/files/../x', 'final;/other/' + id32(), 'final;/files/%2f' + id32().slice(3), 'bogus'])
       eq((await raw(h.port, 'POST', '/files/', [TR, ['Upload-Concat', v], ['Upload-Length', '1']])).status, 400, v)
   }),
+  'a final URL with a non-ASCII or odd host is 400 (never echoed)': W(async (h) => {
+    const p = await create(h.port, 1, [['Upload-Concat', 'partial']])
+    eq((await patch(h.port, p, 0, 'a')).status, 204, 'partial')
+    for (const host of ['h\u00e9st', 'a"b', 'x<y>', 'u@h', '%0d%0a'])
+      eq((await raw(h.port, 'POST', '/files/', [TR, ['Upload-Concat', `final;http://${host}${p}`]])).status, 400, host)
+    eq((await raw(h.port, 'POST', '/files/', [TR, ['Upload-Concat', `final;http://127.0.0.1:${h.port}${p}`]])).status, 201, 'a plain host works')
+  }),
   'final with Upload-Length is 400, with a body 403': W(async (h) => {
     const p = await create(h.port, 1, [['Upload-Concat', 'partial']])
     await patch(h.port, p, 0, 'a')
@@ -506,6 +545,26 @@ suites.checksum = {
     eq(r.status, 400, 'status')
     eq((await head(h.port, url)).h('upload-offset'), '0', 'unchanged')
   }),
+  'a client gone mid-way through a checksummed chunk: discarded, stage removed': W(async (h) => {
+    const data = rnd(2000000)
+    const url = await create(h.port, data.length)
+    const id = url.split('/').pop()
+    const sock = net.connect(h.port, '127.0.0.1')
+    sock.on('error', () => {})
+    await new Promise((r) => sock.on('connect', r))
+    sock.write(`PATCH ${url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n` +
+      `Content-Type: application/offset+octet-stream\r\nContent-Length: ${data.length}\r\n` +
+      `Upload-Checksum: sha1 ${dig('sha1', data)}\r\n\r\n`)
+    sock.write(data.subarray(0, 1000000))
+    await waitFor(() => fs.existsSync(path.join(h.dir, id + '.stage')), 3000, 'chunk staged')
+    sock.destroy()
+    await waitFor(() => !fs.existsSync(path.join(h.dir, id + '.stage')), 3000, 'stage removed')
+    eq((await head(h.port, url)).h('upload-offset'), '0', 'nothing committed')
+    const r = await patch(h.port, url, 0, data, [['Upload-Checksum', `sha1 ${dig('sha1', data)}`]])
+    eq(r.status, 204, 'whole chunk again')
+    await waitFor(() => h.finished.length === 1, 5000, 'finish')
+    checkSeed(h.finished[0].path, data)
+  }),
   'a checksummed creation-with-upload': W(async (h) => {
     const r = await raw(h.port, 'POST', '/files/', [TR, CT, ['Upload-Length', '11'], ['Upload-Checksum', `sha1 ${dig('sha1', 'hello world')}`]], 'hello world')
     eq(r.status, 201, 'status')
@@ -534,6 +593,25 @@ suites.expiration = {
     const url = await create(h.port, 10)
     await waitFor(async () => (await head(h.port, url)).status === 410, 5000, '410')
     await waitFor(async () => (await head(h.port, url)).status === 404, 5000, '404')
+  }),
+  'a PATCH running past the expiry time is not expired under it': () => withH({ 'expiration-ms': 1000 }, async (h) => {
+    const url = await create(h.port, 100000)
+    const st = await stalePatch(h.port, url, 0, 100000, 100)
+    let sent = 100
+    for (let i = 0; i < 8; i++) { await sleep(300); st.sock.write(rnd(100)); sent += 100 }
+    await sleep(100)
+    const r = await head(h.port, url) // pre-empts the PATCH: its bytes are kept
+    eq(r.status, 200, 'still there after 2.5 s (expiry 1 s)')
+    eq(r.h('upload-offset'), String(sent), 'every byte kept')
+    st.sock.destroy()
+  }),
+  'finished upload records are forgotten after their retention; the file stays': () => withH({ 'finished-keep-ms': 1000 }, async (h) => {
+    const url = await upload(h, Buffer.from('kept'), { filename: 'kept.txt' })
+    eq((await head(h.port, url)).status, 200, 'known right after')
+    const id = url.split('/').pop()
+    await waitFor(async () => (await head(h.port, url)).status === 404, 6000, 'record purged')
+    assert(!fs.existsSync(path.join(h.dir, id + '.info')), '.info removed')
+    assert(fs.existsSync(path.join(h.complete, 'kept.txt.ok')), 'swarm file kept')
   }),
   'activity extends the expiry': () => withH({ 'expiration-ms': 2000 }, async (h) => {
     const url = await create(h.port, 100)
@@ -610,6 +688,24 @@ suites.lock = {
     eq((await head(h.port, url)).status, 404, 'gone')
     st.sock.destroy()
   }),
+  'a finish that failed (complete_dir unusable) is retried by the next HEAD': W(async (h) => {
+    const url = await create(h.port, 5, [['Upload-Metadata', `filename ${b64('retry.txt')}`]])
+    fs.renameSync(h.complete, h.complete + '.away')
+    fs.writeFileSync(h.complete, 'not a directory')
+    const r = await patch(h.port, url, 0, 'hello')
+    eq(r.status, 500, 'finish failed')
+    eq(r.h('upload-offset'), '5', 'the bytes are stored')
+    assert(fs.existsSync(path.join(h.dir, url.split('/').pop())), 'data still in tus.dir')
+    eq((await head(h.port, url)).status, 500, 'HEAD retries and fails again (5xx: clients retry)')
+    fs.unlinkSync(h.complete)
+    fs.renameSync(h.complete + '.away', h.complete)
+    const hd = await head(h.port, url)
+    eq(hd.status, 200, 'HEAD after the fix')
+    eq(hd.h('upload-offset'), '5', 'offset')
+    assert(/^[0-9a-f]{64}$/.test(hd.h('p2p-info-hash') || ''), 'finished now: ' + hd.h('p2p-info-hash'))
+    await waitFor(() => h.finished.length === 1, 5000, 'finish callback')
+    checkSeed(path.join(h.complete, 'retry.txt'), Buffer.from('hello'))
+  }),
   'slow body is written as it arrives (streaming, not buffered)': W(async (h) => {
     const url = await create(h.port, 4 * 1024 * 1024)
     const st = await stalePatch(h.port, url, 0, 4 * 1024 * 1024, 0)
@@ -630,6 +726,52 @@ suites.lock = {
     eq(r.h('retry-after'), '1', 'Retry-After')
     for (const st of stale) st.sock.destroy()
     await waitFor(async () => (await patch(h.port, url, 0, 'hello')).status === 204, 5000, 'served after the others went away')
+  }),
+  'a client gone during creation-with-upload set-up frees its writer slot': W(async (h) => {
+    for (let i = 0; i < 70; i++) {
+      const sock = net.connect(h.port, '127.0.0.1')
+      sock.on('error', () => {})
+      await new Promise((r) => sock.on('connect', r))
+      sock.write('POST /files/ HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 1000\r\n' +
+        'Content-Type: application/offset+octet-stream\r\nContent-Length: 1000\r\n\r\n')
+      sock.destroy()
+    }
+    const url = await create(h.port, 5)
+    await waitFor(async () => (await patch(h.port, url, 0, 'hello')).status === 204, 5000, 'writer slots free again')
+  }),
+  'a burst of creation-with-upload requests cannot exceed the writer cap': W(async (h) => {
+    const socks = await Promise.all(Array.from({ length: 70 }, () => new Promise((resolve) => {
+      const sock = net.connect(h.port, '127.0.0.1')
+      const st = { sock, resp: '' }
+      sock.on('data', (d) => { st.resp += d })
+      sock.on('error', () => {})
+      sock.on('connect', () => resolve(st))
+    })))
+    for (const st of socks)
+      st.sock.write('POST /files/ HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Length: 1000\r\n' +
+        'Content-Type: application/offset+octet-stream\r\nContent-Length: 1000\r\n\r\n')
+    await waitFor(() => socks.filter((st) => st.resp).length >= 6, 5000, 'answers to the surplus')
+    await sleep(300)
+    const busy = socks.filter((st) => /^HTTP\/1\.1 503/.test(st.resp)).length
+    eq(busy, 6, '64 bodies at most; the other 6 get 503')
+    for (const st of socks) st.sock.destroy()
+  }),
+  'cap on unfinished uploads: 503, finished and deleted ones free a slot': () => withH({ 'max-unfinished': 3 }, async (h) => {
+    const a = await create(h.port, 1)
+    const b = await create(h.port, 1, [['Upload-Concat', 'partial']])
+    const c = await create(h.port, 1)
+    let r = await raw(h.port, 'POST', '/files/', [TR, ['Upload-Length', '1']])
+    eq(r.status, 503, '4th unfinished upload')
+    eq(r.h('retry-after'), '1', 'Retry-After')
+    eq((await patch(h.port, a, 0, 'x')).status, 204, 'finish one')
+    const d = await create(h.port, 1)
+    eq((await raw(h.port, 'POST', '/files/', [TR, ['Upload-Length', '1']])).status, 503, 'full again')
+    eq((await raw(h.port, 'POST', '/files/', [TR, ['Upload-Length', '0']])).status, 201, 'an empty upload finishes at once: not counted')
+    eq((await raw(h.port, 'DELETE', d, [TR])).status, 204, 'delete one')
+    await create(h.port, 1)
+    eq((await patch(h.port, b, 0, 'y')).status, 204, 'a complete partial still counts')
+    eq((await raw(h.port, 'POST', '/files/', [TR, ['Upload-Length', '1']])).status, 503, 'partials count')
+    eq((await head(h.port, c)).status, 200, 'existing uploads unaffected')
   }),
   'many parallel uploads': W(async (h) => {
     const datas = Array.from({ length: 8 }, () => rnd(500000))
@@ -743,6 +885,41 @@ suites.restart = {
       st.sock.destroy()
       h = await startHarness({ root })
       eq((await head(h.port, url)).h('upload-offset'), '400000', 'bytes kept')
+    } finally {
+      await h.stop().catch(() => {})
+      fs.rmSync(root, { recursive: true, force: true })
+    }
+  },
+  'a smaller max_size after a restart still bounds a deferred upload': async () => {
+    let h = await startHarness({ flags: { 'max-size': 1000 } })
+    const root = h.root
+    try {
+      const url = (await raw(h.port, 'POST', '/files/', [TR, ['Upload-Defer-Length', '1']])).h('location')
+      eq((await patch(h.port, url, 0, rnd(100))).status, 204, '100 bytes')
+      await h.stop()
+      h = await startHarness({ root, flags: { 'max-size': 50 } })
+      eq((await patch(h.port, url, 100, rnd(10))).status, 413, 'no room left under the new limit')
+      eq((await patch(h.port, url, 100, rnd(10), [['Upload-Length', '110']])).status, 413, 'declared above the limit')
+      eq((await head(h.port, url)).h('upload-offset'), '100', 'unchanged')
+    } finally {
+      await h.stop().catch(() => {})
+      fs.rmSync(root, { recursive: true, force: true })
+    }
+  },
+  'orphan data files (no usable .info) are removed at start': async () => {
+    let h = await startHarness({})
+    const root = h.root
+    try {
+      const url = await create(h.port, 10)
+      const id = url.split('/').pop()
+      await h.stop()
+      const orphan = id32()
+      fs.writeFileSync(path.join(h.dir, orphan), 'left by a crash between data file and .info')
+      fs.writeFileSync(path.join(h.dir, id), 'x'.repeat(20)) // longer than its length: dropped
+      h = await startHarness({ root })
+      assert(!fs.existsSync(path.join(h.dir, orphan)), 'orphan removed')
+      assert(!fs.existsSync(path.join(h.dir, id)), 'unusable data removed with its upload')
+      eq((await head(h.port, url)).status, 404, 'dropped upload')
     } finally {
       await h.stop().catch(() => {})
       fs.rmSync(root, { recursive: true, force: true })
