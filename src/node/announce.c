@@ -401,7 +401,9 @@ static void hb_done(const struct p2p_httpc_resp *resp, void *ud)
                      resp->err ? resp->errmsg : "bad answer", resp->status);
         t->alive = false;
         t->fails++;
-        uint64_t retry = 500ull * t->fails;
+        /* 0.5 s, then every 1 s: a restarted tracker learns our pieces within a second, so
+         * peers find each other again quickly (tracker restart while downloading) */
+        uint64_t retry = t->fails > 1 ? 1000 : 500;
         t->next_hb_ms = now + (retry < hb_period_for(n, t) ? retry : hb_period_for(n, t));
         return;
     }

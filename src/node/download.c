@@ -11,9 +11,11 @@
 #include "common/util.h"
 #include "node/node_int.h"
 
-#define PEERS_PERIOD_MS 500       /* peer refresh while downloading */
-#define PEERS_IDLE_MS 300         /* ... and while nothing can be requested */
+#define PEERS_PERIOD_MS 250       /* peer refresh while downloading */
+#define PEERS_IDLE_MS 150         /* ... and while nothing can be requested */
 #define FETCH_TIMEOUT_MS 60000
+#define PROBE_STALE_MS 1000       /* no peer list for this long: probe idle peers ... */
+#define PROBE_EVERY_MS 500        /* ... whose view is older than this */
 
 void p2p_node_peer_free(struct p2p_node_peer *p)
 {
@@ -313,8 +315,10 @@ static bool peer_bits_update(struct p2p_node_file *f, struct p2p_node_peer *p,
     bool ok = raw && rawlen == want && p->bf.nbits == f->seed.npieces &&
               p2p_bitfield_load(&p->bf, raw, rawlen) == 0;
     free(raw);
-    if (ok)
+    if (ok) {
+        p->bits_ms = p2p_now_ms();
         recount_avail(f);
+    }
     return ok;
 }
 
@@ -361,12 +365,19 @@ static void fetch_done(const struct p2p_httpc_resp *resp, void *ud)
         if (resp->err == 0 && resp->status >= 500 && resp->status < 600) {
             /* busy, stopping, finishing or a server error: back off, no fault */
             const char *ra = p2p_httpc_resp_header(resp, "Retry-After");
-            uint64_t secs = 1;
+            const char *ms = p2p_httpc_resp_header(resp, "P2P-Retry-After-Ms");
+            uint64_t secs = 1, wait_ms = 0;
             if (ra && (p2p_parse_u64(ra, strlen(ra), &secs) < 0 || secs > 60))
                 secs = 1;
-            p->backoff_until_ms = p2p_now_ms() + secs * 1000;
+            /* our peers say how long in ms (a full upload queue drains quickly) */
+            if (!ms || p2p_parse_u64(ms, strlen(ms), &wait_ms) < 0 || wait_ms == 0 ||
+                wait_ms > 60000)
+                wait_ms = secs * 1000;
+            p->backoff_until_ms = p2p_now_ms() + wait_ms;
             if (f->next_schedule_ms == 0 || f->next_schedule_ms > p->backoff_until_ms)
                 f->next_schedule_ms = p->backoff_until_ms;
+        } else if (resp->err == 0 && resp->status == 404 && fe->probe) {
+            /* a probe: they do not have it yet, and told us what they have (fresh) */
         } else if (resp->err == 0 && resp->status == 404) {
             /* they do not have it (any more): forget it until the next peer list */
             if (!fresh && p2p_bitfield_clear(&p->bf, fe->index))
@@ -388,9 +399,11 @@ static void fetch_done(const struct p2p_httpc_resp *resp, void *ud)
     p2p_node_download_schedule(f);
 }
 
-static void fetch_start(struct p2p_node_file *f, struct p2p_node_peer *p, uint32_t index)
+static void fetch_start(struct p2p_node_file *f, struct p2p_node_peer *p, uint32_t index,
+                        bool probe)
 {
     struct p2p_node_fetch *fe = p2p_xcalloc(1, sizeof *fe);
+    fe->probe = probe;
     fe->f = f;
     fe->peer = p;
     fe->index = index;
@@ -489,6 +502,32 @@ static bool rate_allows(struct p2p_node *n, struct p2p_node_file *f, uint64_t le
     return true;
 }
 
+/* An idle, incomplete peer whose view is stale, and a piece we lack, nobody is fetching and it
+ * did not have when last seen (random start); NULL if none. The peer counts as probed now. */
+static struct p2p_node_peer *probe_target(struct p2p_node_file *f, uint64_t now, int64_t *index)
+{
+    uint32_t n = f->seed.npieces;
+    if (n == 0 || f->npeers == 0)
+        return NULL;
+    size_t j0 = p2p_rand_below((uint32_t)f->npeers);
+    for (size_t k = 0; k < f->npeers; k++) {
+        struct p2p_node_peer *p = f->peers[(j0 + k) % f->npeers];
+        if (p->banned || p->inflight || now < p->backoff_until_ms || p->bf.nbits != n ||
+            peer_full(f, p) || now < p->bits_ms + PROBE_EVERY_MS)
+            continue;
+        uint32_t start = p2p_rand_below(n);
+        for (uint32_t m = 0; m < n; m++) {
+            uint32_t i = start + m < n ? start + m : start + m - n;
+            if (f->reqs[i] || p2p_bitfield_get(&f->got, i) || p2p_bitfield_get(&p->bf, i))
+                continue;
+            p->bits_ms = now;
+            *index = i;
+            return p;
+        }
+    }
+    return NULL;
+}
+
 bool p2p_node_endgame(const struct p2p_bitfield *got, const uint8_t *reqs, uint32_t inflight)
 {
     if (got->nbits - got->count > inflight)
@@ -557,6 +596,13 @@ void p2p_node_download_schedule(struct p2p_node_file *f)
                 i = fe->index;
             }
         }
+        bool probe = false;
+        if (!p && now >= f->list_ms + PROBE_STALE_MS) {
+            /* no peer list lately (trackers down): ask an idle peer for a piece it did not
+             * have; it sends it if it has it now, else its 404 carries its pieces */
+            p = probe_target(f, now, &i);
+            probe = p != NULL;
+        }
         if (!p)
             break;
         uint64_t plen = p2p_seed_piece_len(&f->seed, (uint32_t)i);
@@ -566,7 +612,7 @@ void p2p_node_download_schedule(struct p2p_node_file *f)
         }
         if (!rate_allows(n, f, p2p_seed_piece_len(&f->seed, (uint32_t)i), now))
             break;
-        fetch_start(f, p, (uint32_t)i);
+        fetch_start(f, p, (uint32_t)i, probe);
     }
     free(usable);
     free(full);
@@ -697,8 +743,10 @@ static void merge_peers(struct p2p_node_file *f, json_t *peers)
         }
         p2p_bitfield_load(&p->bf, raw, rawlen); /* wrong size: keeps the old view */
         p->seen_ms = now;
+        p->bits_ms = now;
         free(raw);
     }
+    f->list_ms = now;
     prune_peers(f, now);
     recount_avail(f);
 }

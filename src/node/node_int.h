@@ -16,15 +16,19 @@
 #include "seed/seed.h"
 
 #define P2P_NODE_TICK_MS 100           /* one timer drives refreshes, reports, saves, retries */
-#define P2P_NODE_REPORT_BATCH_MS 300   /* `have` reports are batched at this period */
+#define P2P_NODE_REPORT_BATCH_MS 100   /* `have` reports are batched at this period */
 #define P2P_NODE_SAVE_MS 500           /* dirty bitfields are written at most this often */
 #define P2P_NODE_MAX_PEERS 200         /* peers remembered per file */
 #define P2P_NODE_BAN_FAULTS 3          /* faults before a peer is banned from a task */
 #define P2P_NODE_BAN_BAD 2             /* bad pieces (hash mismatches, never forgiven) to a ban */
-#define P2P_NODE_FULL_CONCURRENCY 2    /* requests in flight to one complete peer (a seed) */
+#define P2P_NODE_FULL_CONCURRENCY 1    /* requests in flight to one complete peer (a seed) */
 #define P2P_NODE_SUPERSEED_HOLD_MS 2000 /* origin seed: a piece sent this recently is refused */
 #define P2P_NODE_SUPERSEED_AVOID_MS 1000 /* ... and its refuser is asked for new pieces only */
 #define P2P_NODE_BITFIELD_HDR_MAX 16384 /* P2P-Bitfield response header: longest value sent */
+#define P2P_NODE_UP_HEADS 2            /* rate-limited uploads served first (oldest first) */
+#define P2P_NODE_UP_QUEUE_MS 1000      /* piece uploads queued beyond this much of the upload
+                                          rate are refused (503, P2P-Retry-After-Ms) */
+#define P2P_NODE_UP_RETRY_MS 250       /* ... and the downloader comes back after this */
 #define P2P_NODE_MAX_DUP 2             /* endgame: requests per piece at most */
 #define P2P_NODE_SEED_FETCH_MS 30000   /* seedFile fetch time cap */
 #define P2P_NODE_STOP_GRACE_MS 3000    /* SIGTERM: time given to reports and in-flight work */
@@ -94,10 +98,12 @@ struct p2p_node_peer {
     bool banned;
     uint64_t bytes;              /* bytes received from them */
     uint64_t seen_ms;            /* last time a tracker listed them */
+    uint64_t bits_ms;            /* last time bf was refreshed (list, P2P-Bitfield) or probed */
     uint32_t jobs;               /* verify jobs holding a pointer to this peer */
 };
 
 struct p2p_node_file;
+struct p2p_node_upload;
 struct p2p_tus;
 
 /** Super-seeding state of one piece at an origin seed (a file this process did not download):
@@ -117,6 +123,8 @@ struct p2p_node_fetch {
     uint8_t *buf;                /* piece buffer (p2p_node_buf_get), taken on first data */
     size_t cap;                  /* its capacity */
     uint64_t got, len;
+    bool probe;                  /* asked without knowing they hold it (no tracker): a 404 is
+                                    no fault, its P2P-Bitfield header is the answer */
     struct p2p_node_fetch *next;
 };
 
@@ -149,6 +157,7 @@ struct p2p_node_file {
     uint64_t speed_window_ms;
     double speed;                /* bytes/s, smoothed */
     uint64_t next_schedule_ms;   /* retry scheduling (backoffs) at this time */
+    uint64_t list_ms;            /* last peer list merged (trackers down: peers are probed) */
 
     /* persistence */
     uint32_t busy;               /* pool jobs using fd or files */
@@ -198,6 +207,8 @@ struct p2p_node {
     struct p2p_node_tracker *trackers;
     struct p2p_node_rate up_rate, down_rate;
     uint32_t uploads;            /* upload slots in use */
+    struct p2p_node_upload *up_first, *up_last; /* rate-limited piece uploads, oldest first */
+    uint64_t up_queued;          /* their bytes (whole lengths until each one ends) */
     uint32_t jobs;               /* pool jobs outstanding (all files) */
     uint32_t calls;              /* stop-time reports outstanding */
     uint64_t piece_mem;          /* bytes reserved by fetches and verifications in flight */
@@ -369,6 +380,15 @@ char *p2p_node_bitfield_header(const struct p2p_node_file *f);
 /** Token bucket: returns how many of want bytes may go now (> 0) or 0 and a delay. */
 size_t p2p_node_rate_take(struct p2p_node_rate *r, uint64_t now_ms, size_t want,
                           uint64_t *delay_ms);
+/**
+ * As p2p_node_rate_take, for one of several senders sharing r: a head sender (one of the
+ * P2P_NODE_UP_HEADS oldest uploads) takes tokens as they come; any other only what the heads
+ * leave, i.e. once the bucket is nearly full (the heads are blocked or gone). Uploads are thus
+ * served oldest first, each at the full rate: a piece reaches its downloader (who can then serve
+ * it on) in one piece-time instead of all pieces arriving together at the end.
+ */
+size_t p2p_node_rate_take_prio(struct p2p_node_rate *r, uint64_t now_ms, size_t want, bool head,
+                               uint64_t *delay_ms);
 void p2p_node_serve_piece(struct p2p_httpd_req *req, void *ud);
 void p2p_node_serve_piece_v1(struct p2p_httpd_req *req, void *ud);
 void p2p_node_serve_file(struct p2p_httpd_req *req, void *ud);

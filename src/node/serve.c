@@ -12,6 +12,12 @@
 size_t p2p_node_rate_take(struct p2p_node_rate *r, uint64_t now_ms, size_t want,
                           uint64_t *delay_ms)
 {
+    return p2p_node_rate_take_prio(r, now_ms, want, true, delay_ms);
+}
+
+size_t p2p_node_rate_take_prio(struct p2p_node_rate *r, uint64_t now_ms, size_t want, bool head,
+                               uint64_t *delay_ms)
+{
     if (!r->rate || want == 0)
         return want;
     if (r->last_ms == 0) {
@@ -22,11 +28,16 @@ size_t p2p_node_rate_take(struct p2p_node_rate *r, uint64_t now_ms, size_t want,
         r->tokens += (double)(now_ms - r->last_ms) * (double)r->rate / 1000.0;
         r->last_ms = now_ms;
     }
-    /* a small burst keeps many connections smooth: nobody saves up more than ~50 ms */
-    double burst = (double)(r->rate / 20 > RATE_MIN_CHUNK ? r->rate / 20 : RATE_MIN_CHUNK);
+    /* grants of at least ~20 ms of the rate: with 1 ms timers, smaller ones would wake every
+     * waiting connection (and queue a send job) every millisecond for a few KiB each */
+    uint64_t chunk = r->rate / 50 > RATE_MIN_CHUNK ? r->rate / 50 : RATE_MIN_CHUNK;
+    /* a small burst keeps many connections smooth: nobody saves up more than ~100 ms */
+    double burst = (double)(r->rate / 10 > 2 * chunk ? r->rate / 10 : 2 * chunk);
     if (r->tokens > burst)
         r->tokens = burst;
-    double need = (double)(want < RATE_MIN_CHUNK ? want : RATE_MIN_CHUNK);
+    double need = (double)(want < chunk ? want : chunk);
+    if (!head && need < burst - (double)chunk)
+        need = burst - (double)chunk; /* leftovers only: the heads did not take them */
     if (r->tokens < need) {
         uint64_t d = (uint64_t)((need - r->tokens) * 1000.0 / (double)r->rate) + 1;
         *delay_ms = d;
@@ -37,13 +48,9 @@ size_t p2p_node_rate_take(struct p2p_node_rate *r, uint64_t now_ms, size_t want,
     return give;
 }
 
-static size_t up_pace(void *ud, size_t want, uint64_t *delay_ms)
-{
-    struct p2p_node *n = ud;
-    return p2p_node_rate_take(&n->up_rate, p2p_now_ms(), want, delay_ms);
-}
-
-struct upload {
+struct p2p_node_upload {
+    struct p2p_node_upload *prev, *next; /* n->up_first.. (rate-limited uploads only) */
+    bool linked;
     struct p2p_node *n;
     uint64_t len;
     bool ss;                     /* a piece of an origin seed: super-seeding state to update */
@@ -80,10 +87,31 @@ static uint32_t ss_now(const struct p2p_node_file *f)
     return d < UINT32_MAX ? (uint32_t)d : UINT32_MAX;
 }
 
+static size_t up_pace(void *ud, size_t want, uint64_t *delay_ms)
+{
+    struct p2p_node_upload *u = ud;
+    bool head = !u->linked; /* whole-file responses share the rate with the head pieces */
+    struct p2p_node_upload *h = u->n->up_first;
+    for (int k = 0; h && k < P2P_NODE_UP_HEADS && !head; k++, h = h->next)
+        head = h == u;
+    return p2p_node_rate_take_prio(&u->n->up_rate, p2p_now_ms(), want, head, delay_ms);
+}
+
 static void upload_done(void *ud, int status)
 {
-    struct upload *u = ud;
+    struct p2p_node_upload *u = ud;
     u->n->uploads--;
+    if (u->linked) {
+        u->n->up_queued -= u->n->up_queued > u->len ? u->len : u->n->up_queued;
+        if (u->prev)
+            u->prev->next = u->next;
+        else
+            u->n->up_first = u->next;
+        if (u->next)
+            u->next->prev = u->prev;
+        else
+            u->n->up_last = u->prev;
+    }
     if (status == 0)
         u->n->m.bytes_up += u->len;
     struct p2p_node_file *f = u->ss ? p2p_node_find(u->n, u->info_hash) : NULL;
@@ -106,7 +134,10 @@ static bool held(const struct p2p_node_file *f)
            (f->state == P2P_NODE_DOWNLOADING || f->state == P2P_NODE_SEEDING) && !f->closing;
 }
 
-static bool take_slot(struct p2p_node *n, struct p2p_httpd_req *req)
+/* piece_len: a rate-limited piece upload of this length is refused while the uploads queued
+ * before it would take more than P2P_NODE_UP_QUEUE_MS (served oldest first, it would wait
+ * that long; the downloader does better asking another holder); 0 = no such check. */
+static bool take_slot(struct p2p_node *n, struct p2p_httpd_req *req, uint64_t piece_len)
 {
     if (n->stopping) {
         p2p_httpd_add_header(req, "Retry-After", "1");
@@ -118,25 +149,42 @@ static bool take_slot(struct p2p_node *n, struct p2p_httpd_req *req)
         p2p_httpd_respond_error(req, 503, "E001", "all %u upload slots are busy", n->uploads);
         return false;
     }
+    uint64_t rate = n->up_rate.rate;
+    if (piece_len && rate && n->up_queued > 0 &&
+        n->up_queued + piece_len > rate * P2P_NODE_UP_QUEUE_MS / 1000) {
+        p2p_httpd_add_header(req, "Retry-After", "1");
+        p2p_httpd_add_headerf(req, "P2P-Retry-After-Ms", "%d", P2P_NODE_UP_RETRY_MS);
+        p2p_httpd_respond_error(req, 503, "E001", "upload queue full (%llu bytes)",
+                                (unsigned long long)n->up_queued);
+        return false;
+    }
     return true;
 }
 
-/* ss: an origin seed's file whose piece index this is (its super-seeding state is updated
- * now and when the send ends), or NULL. */
+/* ss: the file whose piece index this is (for an origin seed its super-seeding state is
+ * updated now and when the send ends), or NULL for a whole-file response. */
 static void send_range(struct p2p_node *n, struct p2p_httpd_req *req, int status,
                        const char *path, uint64_t off, uint64_t len, struct p2p_node_file *ss,
                        uint32_t index)
 {
-    struct upload *u = p2p_xcalloc(1, sizeof *u);
+    struct p2p_node_upload *u = p2p_xcalloc(1, sizeof *u);
     u->n = n;
     u->len = p2p_httpd_is_head(req) ? 0 : len;
     if (ss && ss->ss && index < ss->seed.npieces && !p2p_httpd_is_head(req)) {
+        /* an origin seed's piece: super-seeding bookkeeping */
         struct p2p_node_ss_piece *p = &ss->ss[index];
         u->ss = true;
         u->index = index;
         memcpy(u->info_hash, ss->seed.info_hash, sizeof u->info_hash);
-        if (p->sent == 0 && ss->ss_unsent)
-            ss->ss_unsent--;
+        if (p->sent == 0 && ss->ss_unsent && --ss->ss_unsent == 0) {
+            uint64_t sends = 0;
+            for (uint32_t k = 0; k < ss->seed.npieces; k++)
+                sends += ss->ss[k].sent;
+            p2p_info("%s: super-seeding: every piece is out after %llu ms, %llu sends of %u "
+                     "pieces", ss->seed.file_name,
+                     (unsigned long long)(p2p_now_ms() - ss->ss_base_ms),
+                     (unsigned long long)sends + 1, ss->seed.npieces);
+        }
         if (p->sent < UINT8_MAX)
             p->sent++;
         if (p->active < UINT8_MAX)
@@ -149,10 +197,21 @@ static void send_range(struct p2p_node *n, struct p2p_httpd_req *req, int status
         .length = len,
         .content_type = "application/octet-stream",
         .pace = n->up_rate.rate ? up_pace : NULL,
-        .pace_ud = n,
+        .pace_ud = u,
         .done = upload_done,
         .done_ud = u,
     };
+    if (n->up_rate.rate && ss && !p2p_httpd_is_head(req)) {
+        /* pieces are served oldest first (p2p_node_rate_take_prio) */
+        u->linked = true;
+        n->up_queued += len;
+        u->prev = n->up_last;
+        if (n->up_last)
+            n->up_last->next = u;
+        else
+            n->up_first = u;
+        n->up_last = u;
+    }
     p2p_httpd_respond_file(req, status, &file); /* done may run at once */
 }
 
@@ -195,7 +254,7 @@ static void send_piece(struct p2p_node *n, struct p2p_httpd_req *req, struct p2p
         return;
     }
     add_bitfield(req, f);
-    if (superseed_refused(req, f, i) || !take_slot(n, req))
+    if (superseed_refused(req, f, i) || !take_slot(n, req, p2p_seed_piece_len(&f->seed, i)))
         return;
     uint64_t off = (uint64_t)i * f->seed.piece_length;
     send_range(n, req, 200, f->data_path, off, p2p_seed_piece_len(&f->seed, i), f, i);
@@ -213,6 +272,8 @@ void p2p_node_serve_piece(struct p2p_httpd_req *req, void *ud)
         return;
     }
     if (!held(f) || i >= f->seed.npieces || !p2p_bitfield_get(&f->got, (uint32_t)i)) {
+        if (held(f))
+            add_bitfield(req, f); /* what we do hold (answers a downloader's probe) */
         p2p_httpd_respond_error(req, 404, "E001", "piece not held");
         return;
     }
@@ -289,7 +350,7 @@ void p2p_node_serve_file(struct p2p_httpd_req *req, void *ud)
         p2p_httpd_respond(req, 200, "application/octet-stream", NULL, 0);
         return;
     }
-    if (!take_slot(n, req))
+    if (!take_slot(n, req, 0))
         return;
     send_range(n, req, r > 0 ? 206 : 200, f->data_path, off, len, NULL, 0);
 }

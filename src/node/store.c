@@ -71,6 +71,8 @@ void p2p_node_file_free(struct p2p_node_file *f)
         p2p_node_peer_free(f->peers[i]);
     free(f->peers);
     free(f->avail);
+    free(f->partial);
+    free(f->ss);
     free(f->reqs);
     for (size_t i = 0; i < f->nann; i++) {
         free(f->ann[i].have);
