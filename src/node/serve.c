@@ -244,8 +244,10 @@ static void add_bitfield(struct p2p_httpd_req *req, const struct p2p_node_file *
     free(b64);
 }
 
+/* superseed: whether the origin may refuse a piece it just sent (our own downloaders understand
+ * the 503; the Go original's nodes on /v1/pieceData would just count it as a failure). */
 static void send_piece(struct p2p_node *n, struct p2p_httpd_req *req, struct p2p_node_file *f,
-                       uint32_t i)
+                       uint32_t i, bool superseed)
 {
     if (f->finishing) {
         /* the data is being moved to complete_dir: come back shortly (not an error) */
@@ -254,7 +256,8 @@ static void send_piece(struct p2p_node *n, struct p2p_httpd_req *req, struct p2p
         return;
     }
     add_bitfield(req, f);
-    if (superseed_refused(req, f, i) || !take_slot(n, req, p2p_seed_piece_len(&f->seed, i)))
+    if ((superseed && superseed_refused(req, f, i)) ||
+        !take_slot(n, req, p2p_seed_piece_len(&f->seed, i)))
         return;
     uint64_t off = (uint64_t)i * f->seed.piece_length;
     send_range(n, req, 200, f->data_path, off, p2p_seed_piece_len(&f->seed, i), f, i);
@@ -277,7 +280,7 @@ void p2p_node_serve_piece(struct p2p_httpd_req *req, void *ud)
         p2p_httpd_respond_error(req, 404, "E001", "piece not held");
         return;
     }
-    send_piece(n, req, f, (uint32_t)i);
+    send_piece(n, req, f, (uint32_t)i, true);
 }
 
 void p2p_node_serve_piece_v1(struct p2p_httpd_req *req, void *ud)
@@ -298,7 +301,7 @@ void p2p_node_serve_piece_v1(struct p2p_httpd_req *req, void *ud)
                    memcmp(f->seed.pieces[f->v1_order[k]].digest, want, 20) == 0;
                  k++) {
                 if (p2p_bitfield_get(&f->got, f->v1_order[k])) {
-                    send_piece(n, req, f, f->v1_order[k]);
+                    send_piece(n, req, f, f->v1_order[k], false);
                     return;
                 }
             }
@@ -308,7 +311,7 @@ void p2p_node_serve_piece_v1(struct p2p_httpd_req *req, void *ud)
         for (uint32_t i = 0; i < f->seed.npieces; i++) {
             if (memcmp(f->seed.pieces[i].digest, want, 20) == 0 &&
                 p2p_bitfield_get(&f->got, i)) {
-                send_piece(n, req, f, i);
+                send_piece(n, req, f, i, false);
                 return;
             }
         }

@@ -30,6 +30,27 @@ api d1 GET "/v1/pieceData?pieceID=$(printf '%040d' 0)"
 expect "unknown pieceID is a 404 (the original answered 500)" 404 "$ERRJSON"
 api d1 GET "/v1/pieceData?pieceID=xyz"
 expect "malformed pieceID is a 400" 400 "$ERRJSON"
+# A fresh origin seed super-seeds its own downloaders (503 for a piece it just sent while others
+# were never sent), but the Go original's nodes on /v1/pieceData do not understand that: they
+# always get the piece.
+node_config origin
+cp "$W/old.bin" "$SEED" "${NODE_DIR[origin]}/"
+: > "${NODE_DIR[origin]}/old.bin.ok"
+start_node origin
+wait_state origin "$IH" seeding 10
+P0=$(jq -r '.pieces[0].checksum' "$SEED")
+v2code() { curl -s --max-time 10 -o /dev/null -w '%{http_code}' "http://${NODE_ADDR[origin]}/v2/piece/$IH/0"; }
+code=$(v2code)
+[ "$code" = 200 ] && ok "origin sends piece 0 on /v2/piece" || fail "/v2/piece/0: $code"
+code=$(v2code)
+[ "$code" = 503 ] && ok "piece 0 again on /v2/piece is super-seeded (503) while others are unsent" ||
+    fail "/v2/piece/0 right after sending it: $code"
+for k in 1 2 3; do
+    code=$(curl -s --max-time 10 -o "$W/v1p0" -w '%{http_code}' \
+        "http://${NODE_ADDR[origin]}/v1/pieceData?pieceID=$P0")
+    [ "$code" = 200 ] && [ "$(python_free_sha1 < "$W/v1p0")" = "$P0" ] &&
+        ok "but /v1/pieceData always serves it (#$k)" || fail "/v1/pieceData #$k: $code"
+done
 # the re-serialised seed stays v1 on disk
 jq -e 'has("version") | not' "${NODE_DIR[d1]}/old.bin.seed" >/dev/null && ok "downloader keeps the seed in v1 format" || fail "seed rewritten as v2"
 finish
