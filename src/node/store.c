@@ -187,6 +187,21 @@ static int load_bits(const char *path, uint32_t nbits, uint8_t **out)
     return 0;
 }
 
+/* Reads piece i of s from fd into buf (pool thread); false on a short file or an I/O error. */
+static bool read_piece(int fd, const struct p2p_seed *s, uint32_t i, uint8_t *buf)
+{
+    uint64_t len = p2p_seed_piece_len(s, i), got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, buf + got, len - got, (off_t)((uint64_t)i * s->piece_length + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        got += (uint64_t)r;
+    }
+    return true;
+}
+
 /* Resume check (pool thread): clears the bits of claimed pieces whose data does not match,
  * e.g. after a power loss. Returns how many were cleared. */
 static uint32_t recheck_bits(const struct p2p_seed *s, int fd, uint8_t *bits,
@@ -200,16 +215,8 @@ static uint32_t recheck_bits(const struct p2p_seed *s, int fd, uint8_t *bits,
             continue;
         if (atomic_load_explicit(abandon, memory_order_relaxed))
             break; /* stopping: the caller sees the flag and drops the result */
-        uint64_t len = p2p_seed_piece_len(s, i), got = 0;
-        while (got < len) {
-            ssize_t r = pread(fd, buf + got, len - got, (off_t)(i * s->piece_length + got));
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                break;
-            got += (uint64_t)r;
-        }
-        if (got != len || !p2p_seed_verify_piece(s, i, buf, len)) {
+        if (!read_piece(fd, s, i, buf) ||
+            !p2p_seed_verify_piece(s, i, buf, p2p_seed_piece_len(s, i))) {
             bits[i >> 3] &= (uint8_t) ~(0x80u >> (i & 7));
             bad++;
         }
@@ -840,16 +847,8 @@ static bool verify_full(const struct p2p_seed *s, const char *path, const atomic
             ok = false; /* stopping: the file is scanned again at the next start */
             break;
         }
-        uint64_t len = p2p_seed_piece_len(s, i), got = 0;
-        while (got < len) {
-            ssize_t r = pread(fd, buf + got, len - got, (off_t)(i * s->piece_length + got));
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                break;
-            got += (uint64_t)r;
-        }
-        ok = got == len && p2p_seed_verify_piece(s, i, buf, len);
+        ok = read_piece(fd, s, i, buf) &&
+             p2p_seed_verify_piece(s, i, buf, p2p_seed_piece_len(s, i));
     }
     free(buf);
     close(fd);
