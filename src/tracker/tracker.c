@@ -123,9 +123,12 @@ static bool authorized(struct tracker *t, struct p2p_httpd_req *req)
     return false;
 }
 
-/* Parses the buffered body as a JSON object; on failure responds 400 and returns NULL. */
-static json_t *body_object(struct p2p_httpd_req *req)
+/* The start of every write route: checks the token, then parses the body as one JSON object.
+ * On failure it has answered (401 or 400) and returns NULL. */
+static json_t *authorized_body(struct tracker *t, struct p2p_httpd_req *req)
 {
+    if (!authorized(t, req))
+        return NULL;
     size_t len = 0;
     const char *body = p2p_httpd_body(req, &len);
     char err[200];
@@ -196,9 +199,7 @@ static void on_heartbeat(struct p2p_httpd_req *req, void *ud)
     struct tracker *t = ud;
     struct p2p_proto_heartbeat hb;
     char err[200];
-    if (!authorized(t, req))
-        return;
-    json_t *obj = body_object(req);
+    json_t *obj = authorized_body(t, req);
     if (!obj)
         return;
     if (p2p_proto_heartbeat_decode(obj, &hb, err, sizeof err) < 0) {
@@ -237,9 +238,7 @@ static void on_report(struct p2p_httpd_req *req, void *ud)
     struct tracker *t = ud;
     struct p2p_proto_report r;
     char err[200];
-    if (!authorized(t, req))
-        return;
-    json_t *obj = body_object(req);
+    json_t *obj = authorized_body(t, req);
     if (!obj)
         return;
     if (p2p_proto_report_decode(obj, t->cfg.max_pieces, &r, err, sizeof err) < 0) {
@@ -510,9 +509,7 @@ static void on_v1_report(struct p2p_httpd_req *req, void *ud)
     struct tracker *t = ud;
     struct p2p_proto_v1report r;
     char err[200];
-    if (!authorized(t, req))
-        return;
-    json_t *obj = body_object(req);
+    json_t *obj = authorized_body(t, req);
     if (!obj)
         return;
     if (p2p_proto_v1report_decode(obj, &r, err, sizeof err) < 0) {
