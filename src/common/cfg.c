@@ -267,6 +267,15 @@ static int apply_scalar(const struct p2p_cfg_field *f, void *target, const char 
         snprintf(reason, rlen, "value contains a NUL byte");
         return -1;
     }
+    /* Numbers of every kind: a sign is never valid, and saying so beats "bad syntax". */
+    const char *numkind = f->type == P2P_CFG_U64        ? "value"
+                          : f->type == P2P_CFG_SIZE     ? "size"
+                          : f->type == P2P_CFG_DURATION ? "duration"
+                                                        : NULL;
+    if (numkind && s[0] == '-') {
+        snprintf(reason, rlen, "invalid %s '%.64s': must not be negative", numkind, s);
+        return -1;
+    }
     switch (f->type) {
     case P2P_CFG_STR:
     case P2P_CFG_ENUM: {
@@ -306,20 +315,12 @@ static int apply_scalar(const struct p2p_cfg_field *f, void *target, const char 
         }
         return 0;
     case P2P_CFG_U64:
-        if (s[0] == '-') {
-            snprintf(reason, rlen, "invalid value '%.64s': must not be negative", s);
-            return -1;
-        }
         if (p2p_parse_u64(s, len, &v) < 0) {
             snprintf(reason, rlen, "invalid value '%.64s': expected a non-negative integer", s);
             return -1;
         }
         break;
     case P2P_CFG_SIZE:
-        if (s[0] == '-') {
-            snprintf(reason, rlen, "invalid size '%.64s': must not be negative", s);
-            return -1;
-        }
         if (p2p_cfg_parse_size(s, &v) < 0) {
             snprintf(reason, rlen,
                      "invalid size '%.64s': expected bytes or a number with a unit "
@@ -328,10 +329,6 @@ static int apply_scalar(const struct p2p_cfg_field *f, void *target, const char 
         }
         break;
     case P2P_CFG_DURATION:
-        if (s[0] == '-') {
-            snprintf(reason, rlen, "invalid duration '%.64s': must not be negative", s);
-            return -1;
-        }
         if (p2p_cfg_parse_duration_ms(s, &v) < 0) {
             snprintf(reason, rlen,
                      "invalid duration '%.64s': expected seconds or h/m/s/ms units, "
