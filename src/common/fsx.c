@@ -172,6 +172,32 @@ out:
     return rc;
 }
 
+int p2p_overwrite_file(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = pwrite(fd, (const char *)data + done, len - done, (off_t)done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            rc = w < 0 ? -errno : -EIO;
+            break;
+        }
+        done += (size_t)w;
+    }
+    struct stat st;
+    if (rc == 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size != len &&
+        ftruncate(fd, (off_t)len) < 0)
+        rc = -errno;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
 int p2p_read_file(const char *path, size_t max, char **out, size_t *outlen)
 {
     int rc = 0;

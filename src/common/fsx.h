@@ -31,6 +31,15 @@ char *p2p_path_join(const char *dir, const char *name);
  */
 int p2p_atomic_write(const char *path, const void *data, size_t len);
 
+/**
+ * Overwrites path in place with data (created if missing, never through a symlink, cut to len):
+ * one pwrite at offset 0, no fsync, no rename. A process that dies sees the old or the new
+ * content; after a power loss it may be torn, old or empty. For small state that is rewritten
+ * often and checked when read back (a rename per write waited on ext4's journal).
+ * Returns 0 or a negative errno.
+ */
+int p2p_overwrite_file(const char *path, const void *data, size_t len);
+
 /** Reads a whole file of at most max bytes into a new buffer (NUL-terminated, caller frees).
  *  Returns 0, -EFBIG if larger than max, or a negative errno. */
 int p2p_read_file(const char *path, size_t max, char **out, size_t *outlen);

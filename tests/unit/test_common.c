@@ -164,6 +164,49 @@ static void test_path_join(void **state)
     assert_null(p2p_path_join("/data", "a/b"));
 }
 
+/* p2p_overwrite_file: creates, overwrites in place (same inode), cuts a longer old content,
+ * never writes through a symlink, fails cleanly in a missing directory. */
+static void test_overwrite_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/p2p-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = p2p_xasprintf("%s/f.bitfield", dir);
+    char *buf;
+    size_t n;
+    struct stat st1, st2;
+    assert_int_equal(p2p_overwrite_file(path, "longer-old", 10), 0);
+    assert_int_equal(stat(path, &st1), 0);
+    assert_int_equal(p2p_overwrite_file(path, "abc", 3), 0);
+    assert_int_equal(stat(path, &st2), 0);
+    assert_true(st1.st_ino == st2.st_ino); /* in place: no rename */
+    assert_int_equal(p2p_read_file(path, 100, &buf, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(buf, "abc");
+    free(buf);
+    assert_int_equal(p2p_overwrite_file(path, "xyz", 3), 0);
+    assert_int_equal(p2p_read_file(path, 100, &buf, &n), 0);
+    assert_string_equal(buf, "xyz");
+    free(buf);
+    /* a symlink planted in its place is not followed */
+    char *target = p2p_xasprintf("%s/target", dir), *link = p2p_xasprintf("%s/l.bitfield", dir);
+    assert_int_equal(p2p_overwrite_file(target, "keep", 4), 0);
+    assert_int_equal(symlink(target, link), 0);
+    assert_int_equal(p2p_overwrite_file(link, "evil", 4), -ELOOP);
+    assert_int_equal(p2p_read_file(target, 100, &buf, &n), 0);
+    assert_string_equal(buf, "keep");
+    free(buf);
+    char *bad = p2p_xasprintf("%s/missing/x", dir);
+    assert_int_equal(p2p_overwrite_file(bad, "x", 1), -ENOENT);
+    char *cmd = p2p_xasprintf("rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(bad);
+    free(link);
+    free(target);
+    free(path);
+}
+
 static void test_atomic_write_and_read(void **state)
 {
     (void)state;
@@ -246,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_name_sanitize),
         cmocka_unit_test(test_path_join),
         cmocka_unit_test(test_atomic_write_and_read),
+        cmocka_unit_test(test_overwrite_file),
         cmocka_unit_test(test_parse_u64_and_hex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
