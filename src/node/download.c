@@ -277,6 +277,7 @@ static void verify_after(void *arg)
     f->reqs[j->index]--;
     j->peer->jobs--;
     if (j->rc == 0) {
+        p2p_debug("%s: piece %u from %s verified", f->seed.file_name, j->index, j->peer->addr);
         p2p_node_peer_good(j->peer);
         p2p_node_store_piece_done(f, j->index);
         /* endgame: the losers of a duplicated piece are cancelled */
@@ -336,6 +337,7 @@ static void fetch_done(const struct p2p_httpc_resp *resp, void *ud)
     fetch_unlink(f, fe);
     bool ok = resp->err == 0 && resp->status == 200 && fe->got == fe->len;
     if (ok && !p2p_bitfield_get(&f->got, fe->index) && downloading(f)) {
+        p2p_debug("%s: piece %u from %s received", f->seed.file_name, fe->index, p->addr);
         p->bytes += fe->len;
         f->node->m.bytes_down += fe->len;
         struct verify_job *j = p2p_xcalloc(1, sizeof *j);
@@ -363,6 +365,8 @@ static void fetch_done(const struct p2p_httpc_resp *resp, void *ud)
         /* an origin seed sent this piece to another peer moments ago: get it from that peer
          * (counted as an incomplete holder until the next peer list names it), and ask this
          * seed only for pieces nobody else holds for a while; no backoff, no fault */
+        p2p_debug("%s: piece %u: %s super-seeding, sent it elsewhere", f->seed.file_name,
+                  fe->index, p->addr);
         if (f->partial[fe->index] < UINT16_MAX)
             f->partial[fe->index]++;
         p->superseed_until_ms = p2p_now_ms() + P2P_NODE_SUPERSEED_AVOID_MS;
@@ -414,8 +418,13 @@ static void fetch_start(struct p2p_node_file *f, struct p2p_node_peer *p, uint32
     fe->index = index;
     fe->len = p2p_seed_piece_len(&f->seed, index);
     char *url = p2p_xasprintf("http://%s/v2/piece/%s/%u", p->addr, f->seed.info_hash, index);
+    /* how rare the piece is as far as we know: the uploader serves rare pieces first */
+    char holders[32];
+    snprintf(holders, sizeof holders, "P2P-Holders: %u", f->avail[index] ? f->avail[index] : 1);
+    const char *hdrs[] = {holders, NULL};
     struct p2p_httpc_opts opts = {
         .url = url,
+        .headers = hdrs,
         .max_body = fe->len,
         .connect_timeout_ms = 3000,
         .timeout_ms = FETCH_TIMEOUT_MS,

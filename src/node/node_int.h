@@ -25,7 +25,13 @@
 #define P2P_NODE_SUPERSEED_HOLD_MS 2000 /* origin seed: a piece sent this recently is refused */
 #define P2P_NODE_SUPERSEED_AVOID_MS 1000 /* ... and its refuser is asked for new pieces only */
 #define P2P_NODE_BITFIELD_HDR_MAX 16384 /* P2P-Bitfield response header: longest value sent */
-#define P2P_NODE_UP_HEADS 2            /* rate-limited uploads served first (oldest first) */
+#define P2P_NODE_UP_HEADS 2            /* rate-limited uploads served first (queue order) */
+/* Piece uploads queue by arrival time plus this much per holder of the piece the downloader
+ * knows of (its P2P-Holders request header): a piece few nodes have overtakes the common ones
+ * queued up to holders x this earlier, so fresh pieces cross the swarm hop by hop without
+ * waiting behind a full queue, and nothing waits forever. */
+#define P2P_NODE_UP_RARITY_MS 100
+#define P2P_NODE_UP_HOLDERS_DEFAULT 16 /* ... when the downloader does not say (Go nodes) */
 #define P2P_NODE_UP_QUEUE_MS 1000      /* piece uploads queued beyond this much of the upload
                                           rate are refused (503, P2P-Retry-After-Ms) */
 #define P2P_NODE_UP_RETRY_MS 250       /* ... and the downloader comes back after this */
@@ -207,7 +213,7 @@ struct p2p_node {
     struct p2p_node_tracker *trackers;
     struct p2p_node_rate up_rate, down_rate;
     uint32_t uploads;            /* upload slots in use */
-    struct p2p_node_upload *up_first, *up_last; /* rate-limited piece uploads, oldest first */
+    struct p2p_node_upload *up_first, *up_last; /* rate-limited piece uploads, queue order */
     uint64_t up_queued;          /* their bytes (whole lengths until each one ends) */
     uint32_t jobs;               /* pool jobs outstanding (all files) */
     uint32_t calls;              /* stop-time reports outstanding */

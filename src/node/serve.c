@@ -53,6 +53,8 @@ struct p2p_node_upload {
     bool linked;
     struct p2p_node *n;
     uint64_t len;
+    bool piece;                  /* a piece (index) rather than a whole-file range */
+    uint64_t key;                /* queue order: arrival ms + holders x P2P_NODE_UP_RARITY_MS */
     bool ss;                     /* a piece of an origin seed: super-seeding state to update */
     uint32_t index;
     char info_hash[65];
@@ -114,6 +116,8 @@ static void upload_done(void *ud, int status)
     }
     if (status == 0)
         u->n->m.bytes_up += u->len;
+    if (u->piece)
+        p2p_debug("upload of piece %u %s", u->index, status == 0 ? "done" : "cut off");
     struct p2p_node_file *f = u->ss ? p2p_node_find(u->n, u->info_hash) : NULL;
     if (f && f->ss && u->index < f->seed.npieces) {
         struct p2p_node_ss_piece *p = &f->ss[u->index];
@@ -134,10 +138,11 @@ static bool held(const struct p2p_node_file *f)
            (f->state == P2P_NODE_DOWNLOADING || f->state == P2P_NODE_SEEDING) && !f->closing;
 }
 
-/* piece_len: a rate-limited piece upload of this length is refused while the uploads queued
- * before it would take more than P2P_NODE_UP_QUEUE_MS (served oldest first, it would wait
+/* piece_len: a rate-limited piece upload of this length, queued at key (upload_key), is refused
+ * while the uploads queued ahead of it would take more than P2P_NODE_UP_QUEUE_MS (it would wait
  * that long; the downloader does better asking another holder); 0 = no such check. */
-static bool take_slot(struct p2p_node *n, struct p2p_httpd_req *req, uint64_t piece_len)
+static bool take_slot(struct p2p_node *n, struct p2p_httpd_req *req, uint64_t piece_len,
+                      uint64_t key)
 {
     if (n->stopping) {
         p2p_httpd_add_header(req, "Retry-After", "1");
@@ -149,9 +154,11 @@ static bool take_slot(struct p2p_node *n, struct p2p_httpd_req *req, uint64_t pi
         p2p_httpd_respond_error(req, 503, "E001", "all %u upload slots are busy", n->uploads);
         return false;
     }
-    uint64_t rate = n->up_rate.rate;
-    if (piece_len && rate && n->up_queued > 0 &&
-        n->up_queued + piece_len > rate * P2P_NODE_UP_QUEUE_MS / 1000) {
+    uint64_t rate = n->up_rate.rate, ahead = 0;
+    if (piece_len && rate)
+        for (const struct p2p_node_upload *u = n->up_first; u && u->key <= key; u = u->next)
+            ahead += u->len;
+    if (ahead > 0 && ahead + piece_len > rate * P2P_NODE_UP_QUEUE_MS / 1000) {
         p2p_httpd_add_header(req, "Retry-After", "1");
         p2p_httpd_add_headerf(req, "P2P-Retry-After-Ms", "%d", P2P_NODE_UP_RETRY_MS);
         p2p_httpd_respond_error(req, 503, "E001", "upload queue full (%llu bytes)",
@@ -165,11 +172,17 @@ static bool take_slot(struct p2p_node *n, struct p2p_httpd_req *req, uint64_t pi
  * updated now and when the send ends), or NULL for a whole-file response. */
 static void send_range(struct p2p_node *n, struct p2p_httpd_req *req, int status,
                        const char *path, uint64_t off, uint64_t len, struct p2p_node_file *ss,
-                       uint32_t index)
+                       uint32_t index, uint64_t key)
 {
     struct p2p_node_upload *u = p2p_xcalloc(1, sizeof *u);
     u->n = n;
+    u->key = key;
+    if (ss)
+        p2p_debug("upload of piece %u queued behind %llu bytes", index,
+                  (unsigned long long)n->up_queued);
     u->len = p2p_httpd_is_head(req) ? 0 : len;
+    u->piece = ss != NULL;
+    u->index = index;
     if (ss && ss->ss && index < ss->seed.npieces && !p2p_httpd_is_head(req)) {
         /* an origin seed's piece: super-seeding bookkeeping */
         struct p2p_node_ss_piece *p = &ss->ss[index];
@@ -202,15 +215,23 @@ static void send_range(struct p2p_node *n, struct p2p_httpd_req *req, int status
         .done_ud = u,
     };
     if (n->up_rate.rate && ss && !p2p_httpd_is_head(req)) {
-        /* pieces are served oldest first (p2p_node_rate_take_prio) */
+        /* pieces are served in key order (p2p_node_rate_take_prio): after every upload with a
+         * key not above ours */
         u->linked = true;
         n->up_queued += len;
-        u->prev = n->up_last;
-        if (n->up_last)
-            n->up_last->next = u;
+        struct p2p_node_upload *after = n->up_last;
+        while (after && after->key > key)
+            after = after->prev;
+        u->prev = after;
+        u->next = after ? after->next : n->up_first;
+        if (u->next)
+            u->next->prev = u;
+        else
+            n->up_last = u;
+        if (after)
+            after->next = u;
         else
             n->up_first = u;
-        n->up_last = u;
     }
     p2p_httpd_respond_file(req, status, &file); /* done may run at once */
 }
@@ -244,6 +265,17 @@ static void add_bitfield(struct p2p_httpd_req *req, const struct p2p_node_file *
     free(b64);
 }
 
+/* A piece upload's place in the queue: now plus P2P_NODE_UP_RARITY_MS for each holder the
+ * downloader knows of (P2P-Holders: 1..65535; absent or bad = P2P_NODE_UP_HOLDERS_DEFAULT). */
+static uint64_t upload_key(struct p2p_httpd_req *req)
+{
+    const char *h = p2p_httpd_header(req, "P2P-Holders");
+    uint64_t holders = 0;
+    if (!h || p2p_parse_u64(h, strlen(h), &holders) < 0 || holders == 0 || holders > 65535)
+        holders = P2P_NODE_UP_HOLDERS_DEFAULT;
+    return p2p_now_ms() + holders * P2P_NODE_UP_RARITY_MS;
+}
+
 /* superseed: whether the origin may refuse a piece it just sent (our own downloaders understand
  * the 503; the Go original's nodes on /v1/pieceData would just count it as a failure). */
 static void send_piece(struct p2p_node *n, struct p2p_httpd_req *req, struct p2p_node_file *f,
@@ -256,11 +288,12 @@ static void send_piece(struct p2p_node *n, struct p2p_httpd_req *req, struct p2p
         return;
     }
     add_bitfield(req, f);
+    uint64_t key = upload_key(req);
     if ((superseed && superseed_refused(req, f, i)) ||
-        !take_slot(n, req, p2p_seed_piece_len(&f->seed, i)))
+        !take_slot(n, req, p2p_seed_piece_len(&f->seed, i), key))
         return;
     uint64_t off = (uint64_t)i * f->seed.piece_length;
-    send_range(n, req, 200, f->data_path, off, p2p_seed_piece_len(&f->seed, i), f, i);
+    send_range(n, req, 200, f->data_path, off, p2p_seed_piece_len(&f->seed, i), f, i, key);
 }
 
 void p2p_node_serve_piece(struct p2p_httpd_req *req, void *ud)
@@ -353,9 +386,9 @@ void p2p_node_serve_file(struct p2p_httpd_req *req, void *ud)
         p2p_httpd_respond(req, 200, "application/octet-stream", NULL, 0);
         return;
     }
-    if (!take_slot(n, req, 0))
+    if (!take_slot(n, req, 0, 0))
         return;
-    send_range(n, req, r > 0 ? 206 : 200, f->data_path, off, len, NULL, 0);
+    send_range(n, req, r > 0 ? 206 : 200, f->data_path, off, len, NULL, 0, 0);
 }
 
 void p2p_node_serve_seed(struct p2p_httpd_req *req, void *ud)
