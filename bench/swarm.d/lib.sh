@@ -108,15 +108,19 @@ wait_tcp() {
 }
 
 # wait_listening FILE PID TIMEOUT_S: waits for "LISTENING host:port" in FILE; prints host:port.
+# Polls every 5 ms with shell builtins only: the harness's own delay is inside every T_last.
 wait_listening() {
-    local file=$1 pid=$2 t=$3 i a
-    for i in $(seq 1 $((t * 20))); do
-        a=$(sed -n 's/^LISTENING //p' "$file" 2>/dev/null | head -n 1)
-        if [ -n "$a" ]; then printf '%s' "$a"; return 0; fi
+    local file=$1 pid=$2 t=$3 line deadline=$((EPOCHSECONDS + $3))
+    while :; do
+        if [ -s "$file" ]; then
+            while IFS= read -r line; do
+                if [[ $line == "LISTENING "* ]]; then printf '%s' "${line#LISTENING }"; return 0; fi
+            done < "$file"
+        fi
         kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.05
+        [ "$EPOCHSECONDS" -le "$deadline" ] || return 1
+        sleep 0.005
     done
-    return 1
 }
 
 # cpu_ticks PID: utime+stime of PID in clock ticks (0 if gone).
@@ -141,7 +145,12 @@ make_blob() {
     local file=$1 bytes=$2
     [ -f "$file" ] && [ "$(stat -c %s "$file")" = "$bytes" ] && return 0
     head -c "$bytes" /dev/urandom > "$file"
+    sync "$file"
 }
+
+# settle: flushes every dirty page (the blob, the previous run's leftovers) so that no
+# writeback from before a run competes with the run being timed.
+settle() { sync; sleep 0.5; }
 
 # mib_to_bytes N: N MiB/s in bytes/s.
 mib_to_bytes() { echo $(( $1 * 1048576 )); }
