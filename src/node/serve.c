@@ -61,12 +61,19 @@ struct p2p_node_upload {
 };
 
 bool p2p_node_superseed_refuse(const struct p2p_node_ss_piece *p, uint32_t unsent,
-                               uint64_t now_ms)
+                               uint64_t now_ms, uint32_t repeats, uint32_t npieces,
+                               uint32_t holders)
 {
-    if (unsent == 0 || p->sent == 0)
-        return false; /* every piece went out once, or this one never did (or was lost) */
-    return p->active > 0 || (p->done_ms > 0 && now_ms < (uint64_t)p->done_ms +
-                                                          P2P_NODE_SUPERSEED_HOLD_MS);
+    if (p->sent == 0)
+        return false; /* never sent (or every send was lost) */
+    bool recent = p->active > 0 ||
+                  (p->done_ms > 0 && now_ms < (uint64_t)p->done_ms + P2P_NODE_SUPERSEED_HOLD_MS);
+    if ((uint64_t)repeats * 100 >= (uint64_t)npieces * P2P_NODE_SUPERSEED_REPEAT_PCT &&
+        (holders >= 2 || recent))
+        return true; /* repeat budget spent: another node has it, or got it moments ago */
+    if (unsent == 0)
+        return false; /* every piece went out once: the seed helps with the last copies */
+    return recent;
 }
 
 char *p2p_node_bitfield_header(const struct p2p_node_file *f)
@@ -127,6 +134,8 @@ static void upload_done(void *ud, int status)
             p->done_ms = ss_now(f);
         } else if (p->sent && p->sent < UINT8_MAX && --p->sent == 0) {
             f->ss_unsent++; /* cut off: as if never sent */
+        } else if (p->sent && f->ss_repeats) {
+            f->ss_repeats--; /* a cut-off repeat does not count */
         }
     }
     free(u);
@@ -198,6 +207,8 @@ static void send_range(struct p2p_node *n, struct p2p_httpd_req *req, int status
                      (unsigned long long)(p2p_now_ms() - ss->ss_base_ms),
                      (unsigned long long)sends + 1, ss->seed.npieces);
         }
+        if (p->sent > 0)
+            ss->ss_repeats++;
         if (p->sent < UINT8_MAX)
             p->sent++;
         if (p->active < UINT8_MAX)
@@ -236,8 +247,29 @@ static void send_range(struct p2p_node *n, struct p2p_httpd_req *req, int status
     p2p_httpd_respond_file(req, status, &file); /* done may run at once */
 }
 
+/* The downloader's P2P-Holders header: the holders of the piece it knows of, 1..65535; 0 when
+ * absent or malformed. */
+static uint32_t holders_of(struct p2p_httpd_req *req)
+{
+    const char *h = p2p_httpd_header(req, "P2P-Holders");
+    uint64_t holders = 0;
+    if (!h || p2p_parse_u64(h, strlen(h), &holders) < 0 || holders > 65535)
+        return 0;
+    return (uint32_t)holders;
+}
+
+/* A piece upload's place in the queue: now plus P2P_NODE_UP_RARITY_MS for each holder the
+ * downloader knows of (P2P_NODE_UP_HOLDERS_DEFAULT when it does not say). */
+static uint64_t upload_key(struct p2p_httpd_req *req)
+{
+    uint64_t holders = holders_of(req);
+    return p2p_now_ms() +
+           (holders ? holders : P2P_NODE_UP_HOLDERS_DEFAULT) * P2P_NODE_UP_RARITY_MS;
+}
+
 /* Origin seed: refuses a piece sent (or being sent) moments ago while some piece was never
- * sent; the refusal names nobody, the downloader finds the holder in its next peer list. */
+ * sent, or a sent piece once its repeat budget is spent and the downloader knows another
+ * holder; the refusal names nobody, the downloader gets the piece from the holders it knows. */
 static bool superseed_refused(struct p2p_httpd_req *req, struct p2p_node_file *f, uint32_t i)
 {
     if (!origin(f))
@@ -247,7 +279,8 @@ static bool superseed_refused(struct p2p_httpd_req *req, struct p2p_node_file *f
         f->ss_unsent = f->seed.npieces;
         f->ss_base_ms = p2p_now_ms();
     }
-    if (!p2p_node_superseed_refuse(&f->ss[i], f->ss_unsent, ss_now(f)))
+    if (!p2p_node_superseed_refuse(&f->ss[i], f->ss_unsent, ss_now(f), f->ss_repeats,
+                                   f->seed.npieces, holders_of(req)))
         return false;
     p2p_httpd_add_header(req, "Retry-After", "1");
     p2p_httpd_add_header(req, "P2P-Superseed", "1");
@@ -265,16 +298,6 @@ static void add_bitfield(struct p2p_httpd_req *req, const struct p2p_node_file *
     free(b64);
 }
 
-/* A piece upload's place in the queue: now plus P2P_NODE_UP_RARITY_MS for each holder the
- * downloader knows of (P2P-Holders: 1..65535; absent or bad = P2P_NODE_UP_HOLDERS_DEFAULT). */
-static uint64_t upload_key(struct p2p_httpd_req *req)
-{
-    const char *h = p2p_httpd_header(req, "P2P-Holders");
-    uint64_t holders = 0;
-    if (!h || p2p_parse_u64(h, strlen(h), &holders) < 0 || holders == 0 || holders > 65535)
-        holders = P2P_NODE_UP_HOLDERS_DEFAULT;
-    return p2p_now_ms() + holders * P2P_NODE_UP_RARITY_MS;
-}
 
 /* superseed: whether the origin may refuse a piece it just sent (our own downloaders understand
  * the 503; the Go original's nodes on /v1/pieceData would just count it as a failure). */
