@@ -675,10 +675,19 @@ static const struct p2p_httpd_route *route_find(struct p2p_httpd *srv, struct p2
     return NULL;
 }
 
-/* Splits req->url into path and raw query. Returns -1 if it is not a usable request target. */
+/* Splits req->url into path and raw query. Returns -1 if it is not a usable request target:
+ * origin-form ("/..."), absolute-form ("http://host/...", path "/" when it has none) or the
+ * asterisk-form, exactly "*" (path "*"). Anything else (http-parser also takes "*.1" or "*?x")
+ * is refused, so handlers only ever see a path that starts with '/' or is "*". */
 static int req_split_url(struct p2p_httpd_req *req)
 {
     const char *u = req->url ? req->url : "";
+    if (u[0] == '*') {
+        if (req->url_len != 1)
+            return -1;
+        req->path = p2p_xstrdup("*");
+        return 0;
+    }
     if (u[0] == '/') {
         const char *q = strchr(u, '?');
         const char *h = strchr(u, '#');
@@ -694,10 +703,13 @@ static int req_split_url(struct p2p_httpd_req *req)
     http_parser_url_init(&pu);
     if (http_parser_parse_url(u, req->url_len, 0, &pu) != 0)
         return -1;
-    if (pu.field_set & (1 << UF_PATH))
+    if (pu.field_set & (1 << UF_PATH)) {
+        if (u[pu.field_data[UF_PATH].off] != '/')
+            return -1;
         req->path = p2p_xstrndup(u + pu.field_data[UF_PATH].off, pu.field_data[UF_PATH].len);
-    else
+    } else {
         req->path = p2p_xstrdup("/");
+    }
     if (pu.field_set & (1 << UF_QUERY))
         req->query_raw =
             p2p_xstrndup(u + pu.field_data[UF_QUERY].off, pu.field_data[UF_QUERY].len);

@@ -7,12 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "fuzz.h"
 
-#define EOF_AFTER 100                 /* quiet turns after the last byte before the half-close */
 #define MAX_QUIET 1000                /* loop turns without I/O ... */
 #define MAX_QUIET_MS 2000             /* ... that also last this long = a hang */
 #define MAX_STUCK_NS 8000000000ull    /* a stopped server must finish within this */
@@ -31,6 +31,23 @@ static void on_done(void *ud)
 static void on_tick(uv_timer_t *t)
 {
     (void)t; /* only wakes the loop up */
+}
+
+/* Bytes the client sent that the server has not read from its socket yet (-1: unknown). */
+static int unread(int sfd)
+{
+    int n = 0;
+    return ioctl(sfd, FIONREAD, &n) == 0 ? n : -1;
+}
+
+/* Nothing on the loop is due now: no active request (a write or shutdown still going out, an fs
+ * or pool job), and either nothing alive or no pending callback, closing handle or expired timer
+ * (uv_backend_timeout is 0 exactly then, or when nothing is alive). */
+static bool loop_idle(uv_loop_t *loop)
+{
+    if (loop->active_reqs.count > 0)
+        return false;
+    return !uv_loop_alive(loop) || uv_backend_timeout(loop) != 0;
 }
 
 static void stop(const struct fuzz_net_ops *ops, void *ud, struct run *r)
@@ -63,30 +80,40 @@ size_t fuzz_net_run(uv_loop_t *loop, struct p2p_httpd *srv, uint8_t *in, size_t 
      * after 1 ms) instead of spinning against the pool's threads for the CPU. */
     uv_timer_t tick;
     uv_timer_init(loop, &tick);
+    int idle = 0; /* consecutive idle turns (fuzz_net.h) */
     for (int quiet = 0;; quiet++) {
+        bool moved = false;
         size_t may = len - sent;
         if (!wr_closed && sent < len && ops && ops->rewrite)
-            may = ops->rewrite(ud, in, sent, len, out, outlen, quiet);
+            may = ops->rewrite(ud, in, sent, len, out, outlen, idle);
         if (!wr_closed && may > 0) {
             size_t n = may < step ? may : step;
             ssize_t w = send(cfd, in + sent, n, MSG_NOSIGNAL);
             if (w > 0) {
                 sent += (size_t)w;
+                moved = true;
                 quiet = 0;
                 last_progress = uv_hrtime();
             } else if (w < 0 && errno != EAGAIN) {
                 wr_closed = true; /* the server closed on us (EPIPE/ECONNRESET) */
             }
         }
-        if (!wr_closed && sent == len && quiet >= EOF_AFTER) {
-            /* The server answered what it will answer without waiting on the thread pool or a
-             * handler: half-close (httpd treats an EOF during a pending request as an abort,
-             * so closing right after the last byte would cut every asynchronous answer). */
+        if (!wr_closed && sent == len && idle >= FUZZ_NET_IDLE_TURNS) {
+            /* The server answered what it will answer without more input: half-close (httpd
+             * treats an EOF during a pending request as an abort, so closing right after the
+             * last byte would cut every asynchronous answer). */
             shutdown(cfd, SHUT_WR);
             wr_closed = true;
+            moved = true;
             quiet = 0;
             last_progress = uv_hrtime();
         }
+        /* Idle turns count only where they decide something: the half-close once all is sent,
+         * and rewrite() (fuzz_net.h). Until the client sees the server's EOF (below) and before
+         * the server is stopped, sv[0] is still the server's end of the connection. */
+        bool need_idle = !wr_closed && (sent == len || (ops && ops->rewrite));
+        bool watch = need_idle && !server_closed && !stopped;
+        int unread0 = watch ? unread(sv[0]) : 0;
         if (quiet > 0 && ops && ops->busy && ops->busy(ud)) {
             uv_timer_start(&tick, on_tick, 1, 0);
             uv_run(loop, UV_RUN_ONCE);
@@ -94,29 +121,39 @@ size_t fuzz_net_run(uv_loop_t *loop, struct p2p_httpd *srv, uint8_t *in, size_t 
         } else {
             uv_run(loop, UV_RUN_NOWAIT);
         }
-        if (ops && ops->turn)
-            ops->turn(ud);
+        if (ops && ops->turn && ops->turn(ud))
+            moved = true;
         if (ops && ops->busy && ops->busy(ud)) {
             /* Waiting on the thread pool, which may take a while on a loaded machine: not a
              * hang (a stuck job trips libFuzzer's -timeout instead). */
             quiet = 0;
+            moved = true;
             last_progress = uv_hrtime();
         }
         while (!server_closed) {
-            char buf[16384];
+            static char buf[256 * 1024];
             ssize_t got = recv(cfd, buf, sizeof(buf), 0);
             if (got > 0) {
                 quiet = 0;
+                moved = true;
                 last_progress = uv_hrtime();
                 size_t k = (size_t)got < outcap - outlen ? (size_t)got : outcap - outlen;
                 memcpy(out + outlen, buf, k);
                 outlen += k;
+                /* A stream socket's recv takes all that is queued, up to the buffer: a short
+                 * read leaves nothing behind (an EOF right after shows on the next turn). */
+                if ((size_t)got < sizeof(buf))
+                    break;
             } else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
                 server_closed = true;
             } else {
                 break;
             }
         }
+        watch = watch && !server_closed;
+        if (!moved && (!loop_idle(loop) || (watch && unread(sv[0]) != unread0)))
+            moved = true;
+        idle = moved || !need_idle ? 0 : idle + 1;
         if (server_closed && !stopped && !(ops && ops->pending && ops->pending(ud))) {
             stop(ops, ud, &r);
             stopped = true;

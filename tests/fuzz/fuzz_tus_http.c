@@ -1,9 +1,12 @@
 /* Fuzz target: the TUS endpoint as a client sees it (src/node/tus*.c behind src/common/httpd.c):
- * bytes in through the real HTTP server into the TUS dispatcher with a fresh upload directory
- * (on tmpfs) per input. Upload ids the server hands out can be used by later requests: a run of
+ * bytes in through the real HTTP server into a fresh TUS module on emptied upload directories
+ * (on tmpfs) for every input. Upload ids the server hands out can be used by later requests: a run of
  * 32 '@' in the input is replaced by the id of the last Location the client received. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,6 +61,25 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 static void rm_tree(const char *path)
 {
     nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Empties a directory, keeping it (cheaper per input than removing and recreating it). */
+static void empty_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return; /* not there yet: p2p_tus_new creates it */
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) < 0) { /* a directory (or unknown): the whole tree */
+            char sub[PATH_MAX];
+            snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+            rm_tree(sub);
+        }
+    }
+    closedir(d);
 }
 
 static void cleanup_base(void)
@@ -117,10 +139,11 @@ static size_t count(const void *hay, size_t len, const char *needle)
 /*
  * Upload ids for later requests: a run of 32 '@' stands for the id of the last Location the
  * client received. The client does not send past such a placeholder until every POST it sent
- * has been answered with a Location (or nothing has moved for 50 turns: it then goes as is).
+ * has been answered with a Location (or the server is idle without having answered them all:
+ * it then goes as is).
  */
 static size_t rewrite(void *ud, uint8_t *in, size_t sent, size_t len, const char *out,
-                      size_t outlen, int quiet)
+                      size_t outlen, int idle)
 {
     static const char loc[] = "\r\nLocation: ";
     uint8_t *at = memmem(in + sent, len - sent, "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@", ID_LEN);
@@ -130,7 +153,7 @@ static size_t rewrite(void *ud, uint8_t *in, size_t sent, size_t len, const char
         return (size_t)(at - (in + sent)); /* everything before the placeholder may go */
     size_t posts = count(in, sent, "POST ");
     size_t locs = count(out, outlen, loc);
-    if (locs < posts && quiet < 50)
+    if (locs < posts && idle < FUZZ_NET_IDLE_TURNS)
         return 0;
     const char *id = NULL;
     for (const char *p = out; (p = memmem(p, outlen - (size_t)(p - out), loc, 12)) != NULL;
@@ -172,8 +195,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t opt = data[1];
 
     /* A fresh module on empty directories, so every input starts from the same state. */
-    rm_tree(g.up);
-    rm_tree(g.done);
+    empty_dir(g.up);
+    empty_dir(g.done);
     g.finished = 0;
     char base_path[] = "/files/", hook[] = "";
     struct p2p_tus_cfg cfg = {.enabled = true, .base_path = base_path, .dir = hook,
