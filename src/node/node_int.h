@@ -24,9 +24,11 @@
 #define P2P_NODE_FULL_CONCURRENCY 1    /* requests in flight to one complete peer (a seed) */
 #define P2P_NODE_SUPERSEED_HOLD_MS 2000 /* origin seed: a piece sent this recently is refused */
 #define P2P_NODE_SUPERSEED_AVOID_MS 1000 /* ... and its refuser is asked for new pieces only */
-/* ... and sends at most this % of its pieces a second time while the downloader knows another
- * holder (the swarm has the rest: the origin uploads about F, not F + the swarm's tail) */
+/* ... and once it has sent this % of its pieces a second time, it refuses any piece it sent
+ * less than P2P_NODE_SUPERSEED_TAIL_HOLD_MS ago: its recipients pass it on (the origin uploads
+ * about F, not F + a share of the swarm's tail) */
 #define P2P_NODE_SUPERSEED_REPEAT_PCT 5
+#define P2P_NODE_SUPERSEED_TAIL_HOLD_MS 5000
 #define P2P_NODE_BITFIELD_HDR_MAX 16384 /* P2P-Bitfield response header: longest value sent */
 #define P2P_NODE_UP_HEADS 2            /* rate-limited uploads served first (queue order) */
 /* Piece uploads queue by arrival time plus this much per holder of the piece the downloader
@@ -379,17 +381,14 @@ void p2p_node_peer_good(struct p2p_node_peer *p);
 
 /* ---- serve.c ---- */
 /** Pure (exposed for tests): whether an origin seed refuses a request for a piece in state p
- *  (503 + P2P-Superseed), so the downloader gets it from a peer that has it:
- *  - some piece was never sent (unsent > 0) while this one is being sent or its last send ended
- *    less than P2P_NODE_SUPERSEED_HOLD_MS before now_ms (relative, as done_ms); or
- *  - it was sent, the seed already made `repeats` repeated sends, at least P2P_NODE_SUPERSEED_-
- *    REPEAT_PCT % of `npieces`, and the downloader knows another holder (holders >= 2: its
- *    P2P-Holders header, which counts this seed; 0 = not given, e.g. curl) or the piece is
- *    being sent or was sent less than P2P_NODE_SUPERSEED_HOLD_MS ago (its recipient passes it
- *    on; after that the seed sends it again, in case the recipient died). */
+ *  (503 + P2P-Superseed), so the downloader gets it from the peer that has it: the piece is
+ *  being sent, or its last send ended (done_ms, relative like now_ms) less than a hold before
+ *  now_ms, where the hold is P2P_NODE_SUPERSEED_HOLD_MS while some piece was never sent
+ *  (unsent > 0), then P2P_NODE_SUPERSEED_TAIL_HOLD_MS once `repeats` repeated sends reached
+ *  P2P_NODE_SUPERSEED_REPEAT_PCT % of `npieces`, else none. After the hold the piece is sent
+ *  again: its recipient may have died. */
 bool p2p_node_superseed_refuse(const struct p2p_node_ss_piece *p, uint32_t unsent,
-                               uint64_t now_ms, uint32_t repeats, uint32_t npieces,
-                               uint32_t holders);
+                               uint64_t now_ms, uint32_t repeats, uint32_t npieces);
 /** Base64 of f's served pieces (got) for the P2P-Bitfield header (new string), or NULL when it
  *  would be longer than P2P_NODE_BITFIELD_HDR_MAX. */
 char *p2p_node_bitfield_header(const struct p2p_node_file *f);

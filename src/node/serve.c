@@ -61,19 +61,18 @@ struct p2p_node_upload {
 };
 
 bool p2p_node_superseed_refuse(const struct p2p_node_ss_piece *p, uint32_t unsent,
-                               uint64_t now_ms, uint32_t repeats, uint32_t npieces,
-                               uint32_t holders)
+                               uint64_t now_ms, uint32_t repeats, uint32_t npieces)
 {
     if (p->sent == 0)
         return false; /* never sent (or every send was lost) */
-    bool recent = p->active > 0 ||
-                  (p->done_ms > 0 && now_ms < (uint64_t)p->done_ms + P2P_NODE_SUPERSEED_HOLD_MS);
-    if ((uint64_t)repeats * 100 >= (uint64_t)npieces * P2P_NODE_SUPERSEED_REPEAT_PCT &&
-        (holders >= 2 || recent))
-        return true; /* repeat budget spent: another node has it, or got it moments ago */
-    if (unsent == 0)
+    uint64_t hold;
+    if (unsent > 0)
+        hold = P2P_NODE_SUPERSEED_HOLD_MS; /* first pass: each piece once before any twice */
+    else if ((uint64_t)repeats * 100 >= (uint64_t)npieces * P2P_NODE_SUPERSEED_REPEAT_PCT)
+        hold = P2P_NODE_SUPERSEED_TAIL_HOLD_MS; /* repeat budget spent */
+    else
         return false; /* every piece went out once: the seed helps with the last copies */
-    return recent;
+    return p->active > 0 || (p->done_ms > 0 && now_ms < (uint64_t)p->done_ms + hold);
 }
 
 char *p2p_node_bitfield_header(const struct p2p_node_file *f)
@@ -268,8 +267,8 @@ static uint64_t upload_key(struct p2p_httpd_req *req)
 }
 
 /* Origin seed: refuses a piece sent (or being sent) moments ago while some piece was never
- * sent, or a sent piece once its repeat budget is spent and the downloader knows another
- * holder; the refusal names nobody, the downloader gets the piece from the holders it knows. */
+ * sent or once its repeat budget is spent; the refusal names nobody, the downloader gets the
+ * piece from the holders it knows or finds in its next peer list. */
 static bool superseed_refused(struct p2p_httpd_req *req, struct p2p_node_file *f, uint32_t i)
 {
     if (!origin(f))
@@ -280,7 +279,7 @@ static bool superseed_refused(struct p2p_httpd_req *req, struct p2p_node_file *f
         f->ss_base_ms = p2p_now_ms();
     }
     if (!p2p_node_superseed_refuse(&f->ss[i], f->ss_unsent, ss_now(f), f->ss_repeats,
-                                   f->seed.npieces, holders_of(req)))
+                                   f->seed.npieces))
         return false;
     p2p_httpd_add_header(req, "Retry-After", "1");
     p2p_httpd_add_header(req, "P2P-Superseed", "1");

@@ -175,44 +175,35 @@ static void test_ban_bad_pieces(void **state)
     assert_false(p2p_node_peer_fault(&p, true));
 }
 
-/* An origin seed sends each piece once before any piece twice, and only a few pieces twice
- * while the downloader knows another holder. */
+/* An origin seed sends each piece once before any piece twice, and after a few repeats leaves
+ * the pieces it sent lately to their recipients. */
 static void test_superseed_refuse(void **state)
 {
     (void)state;
     struct p2p_node_ss_piece p = {0};
     uint32_t budget = 100 * P2P_NODE_SUPERSEED_REPEAT_PCT / 100; /* of 100 pieces */
-    assert_false(p2p_node_superseed_refuse(&p, 10, 1000, 0, 100, 0)); /* never sent */
-    assert_false(p2p_node_superseed_refuse(&p, 10, 1000, 99, 100, 9)); /* ... at all */
+    assert_false(p2p_node_superseed_refuse(&p, 10, 1000, 0, 100));      /* never sent */
+    assert_false(p2p_node_superseed_refuse(&p, 0, 1000, budget, 100)); /* ... at all */
     p.sent = 1;
     p.active = 1;
-    assert_true(p2p_node_superseed_refuse(&p, 10, 1000, 0, 100, 0));  /* being sent */
-    assert_false(p2p_node_superseed_refuse(&p, 0, 1000, 0, 100, 0));  /* every piece went out */
+    assert_true(p2p_node_superseed_refuse(&p, 10, 1000, 0, 100));  /* being sent */
+    assert_false(p2p_node_superseed_refuse(&p, 0, 1000, 0, 100));  /* every piece went out */
+    assert_true(p2p_node_superseed_refuse(&p, 0, 1000, budget, 100)); /* ... budget spent */
     p.active = 0;
     p.done_ms = 1000;
-    assert_true(p2p_node_superseed_refuse(&p, 10, 1000 + P2P_NODE_SUPERSEED_HOLD_MS - 1, 0, 100,
-                                          0));
+    assert_true(p2p_node_superseed_refuse(&p, 10, 1000 + P2P_NODE_SUPERSEED_HOLD_MS - 1, 0, 100));
     /* the holder may have been lost: after the hold, the seed sends it again */
-    assert_false(p2p_node_superseed_refuse(&p, 10, 1000 + P2P_NODE_SUPERSEED_HOLD_MS, 0, 100, 0));
-    /* after the first pass: repeats within the budget are sent */
-    assert_false(p2p_node_superseed_refuse(&p, 0, 99999, budget - 1, 100, 5));
-    /* budget spent: refused while the downloader knows another holder ... */
-    assert_true(p2p_node_superseed_refuse(&p, 0, 99999, budget, 100, 2));
-    assert_true(p2p_node_superseed_refuse(&p, 10, 1000 + P2P_NODE_SUPERSEED_HOLD_MS, budget, 100,
-                                          3));
-    /* ... or while it was sent moments ago (its recipient passes it on) ... */
-    assert_true(p2p_node_superseed_refuse(&p, 0, 1000 + P2P_NODE_SUPERSEED_HOLD_MS - 1, budget,
-                                          100, 1));
-    /* ... but sent when the seed is the only holder it knows, or it does not say, after the
-     * hold (the recipient may have died) */
-    assert_false(p2p_node_superseed_refuse(&p, 0, 99999, budget, 100, 1));
-    assert_false(p2p_node_superseed_refuse(&p, 0, 99999, budget, 100, 0));
-    /* within the budget, the first pass being over, a recent piece is still sent */
-    assert_false(p2p_node_superseed_refuse(&p, 0, 1000 + P2P_NODE_SUPERSEED_HOLD_MS - 1,
-                                           budget - 1, 100, 1));
+    assert_false(p2p_node_superseed_refuse(&p, 10, 1000 + P2P_NODE_SUPERSEED_HOLD_MS, 0, 100));
+    /* after the first pass, repeats within the budget are sent at once */
+    assert_false(p2p_node_superseed_refuse(&p, 0, 1001, budget - 1, 100));
+    /* budget spent: a piece sent lately waits for the longer hold, then goes out again */
+    assert_true(p2p_node_superseed_refuse(&p, 0, 1000 + P2P_NODE_SUPERSEED_TAIL_HOLD_MS - 1,
+                                          budget, 100));
+    assert_false(p2p_node_superseed_refuse(&p, 0, 1000 + P2P_NODE_SUPERSEED_TAIL_HOLD_MS, budget,
+                                           100));
     p.sent = 0; /* its only send failed */
-    assert_false(p2p_node_superseed_refuse(&p, 10, 1001, 0, 100, 0));
-    assert_false(p2p_node_superseed_refuse(&p, 10, 1001, budget, 100, 50));
+    assert_false(p2p_node_superseed_refuse(&p, 10, 1001, 0, 100));
+    assert_false(p2p_node_superseed_refuse(&p, 0, 1001, budget, 100));
 }
 
 static void test_bitfield_header(void **state)
