@@ -195,7 +195,6 @@ static void send_range(struct p2p_node *n, struct p2p_httpd_req *req, int status
         /* an origin seed's piece: super-seeding bookkeeping */
         struct p2p_node_ss_piece *p = &ss->ss[index];
         u->ss = true;
-        u->index = index;
         memcpy(u->info_hash, ss->seed.info_hash, sizeof u->info_hash);
         if (p->sent == 0 && ss->ss_unsent && --ss->ss_unsent == 0) {
             uint64_t sends = 0;
@@ -246,24 +245,16 @@ static void send_range(struct p2p_node *n, struct p2p_httpd_req *req, int status
     p2p_httpd_respond_file(req, status, &file); /* done may run at once */
 }
 
-/* The downloader's P2P-Holders header: the holders of the piece it knows of, 1..65535; 0 when
- * absent or malformed. */
-static uint32_t holders_of(struct p2p_httpd_req *req)
+/* A piece upload's place in the queue: now plus P2P_NODE_UP_RARITY_MS for each holder the
+ * downloader knows of (its P2P-Holders header, 1..65535; absent or malformed:
+ * P2P_NODE_UP_HOLDERS_DEFAULT). */
+static uint64_t upload_key(struct p2p_httpd_req *req)
 {
     const char *h = p2p_httpd_header(req, "P2P-Holders");
     uint64_t holders = 0;
-    if (!h || p2p_parse_u64(h, strlen(h), &holders) < 0 || holders > 65535)
-        return 0;
-    return (uint32_t)holders;
-}
-
-/* A piece upload's place in the queue: now plus P2P_NODE_UP_RARITY_MS for each holder the
- * downloader knows of (P2P_NODE_UP_HOLDERS_DEFAULT when it does not say). */
-static uint64_t upload_key(struct p2p_httpd_req *req)
-{
-    uint64_t holders = holders_of(req);
-    return p2p_now_ms() +
-           (holders ? holders : P2P_NODE_UP_HOLDERS_DEFAULT) * P2P_NODE_UP_RARITY_MS;
+    if (!h || p2p_parse_u64(h, strlen(h), &holders) < 0 || holders == 0 || holders > 65535)
+        holders = P2P_NODE_UP_HOLDERS_DEFAULT;
+    return p2p_now_ms() + holders * P2P_NODE_UP_RARITY_MS;
 }
 
 /* Origin seed: refuses a piece sent (or being sent) moments ago while some piece was never
