@@ -164,6 +164,14 @@ static void test_path_join(void **state)
     assert_null(p2p_path_join("/data", "a/b"));
 }
 
+/* Removes a test's scratch directory. */
+static void rm_tree(const char *dir)
+{
+    char *cmd = p2p_xasprintf("rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
 /* p2p_overwrite_file: creates, overwrites in place (same inode), cuts a longer old content,
  * never writes through a symlink, fails cleanly in a missing directory. */
 static void test_overwrite_file(void **state)
@@ -198,9 +206,7 @@ static void test_overwrite_file(void **state)
     free(buf);
     char *bad = p2p_xasprintf("%s/missing/x", dir);
     assert_int_equal(p2p_overwrite_file(bad, "x", 1), -ENOENT);
-    char *cmd = p2p_xasprintf("rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
-    free(cmd);
+    rm_tree(dir);
     free(bad);
     free(link);
     free(target);
@@ -239,9 +245,7 @@ static void test_atomic_write_and_read(void **state)
     assert_int_equal(p2p_mkdirs(deep), 0);
     assert_int_equal(p2p_mkdirs(deep), 0);
     assert_int_equal(p2p_mkdirs(path), -ENOTDIR);
-    char *cmd = p2p_xasprintf("rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
-    free(cmd);
+    rm_tree(dir);
     free(deep);
     free(bad);
     free(path);
