@@ -75,7 +75,7 @@ EOF
             rc=1
             break
         fi
-        sleep 0.1
+        nap 0.1
     done
     R_TIMES=$(awk -v t0="$t0" '{ printf "%.3f ", $1 - t0 }' "$dir/done.log")
     local ot_cpu

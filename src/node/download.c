@@ -40,8 +40,12 @@ uint8_t *p2p_node_buf_get(struct p2p_node *n, size_t len, size_t *cap)
         n->spare[i] = n->spare[--n->nspare];
         return p;
     }
+    /* aligned for O_DIRECT piece writes (verify_work) */
     *cap = len ? len : 1;
-    return p2p_xmalloc(*cap);
+    void *p = NULL;
+    if (posix_memalign(&p, P2P_NODE_DIRECT_ALIGN, *cap) != 0)
+        p = p2p_xmalloc(*cap); /* aborts: out of memory */
+    return p;
 }
 
 void p2p_node_buf_put(struct p2p_node *n, uint8_t *buf, size_t cap)
@@ -149,6 +153,29 @@ static void recount_avail(struct p2p_node_file *f)
     }
 }
 
+/* Adds (d = 1) or removes (d = -1) one peer's share of avail/partial, as recount_avail counts
+ * it: O(pieces) around a change of one peer's view instead of a recount over every peer, which
+ * was 3.5 % of a node's CPU in bench/swarm S3 (each piece answer carries a fresh bitfield).
+ * Counts never wrap: at most P2P_NODE_MAX_PEERS peers add to them. */
+static void avail_apply(struct p2p_node_file *f, const struct p2p_node_peer *p, int d)
+{
+    uint32_t n = f->seed.npieces;
+    if (p->banned || p->bf.nbits != n)
+        return;
+    bool full = peer_full(f, p);
+    for (uint32_t b = 0; b < P2P_BITFIELD_BYTES(n); b++) {
+        if (!p->bf.bits[b])
+            continue;
+        for (uint32_t i = b * 8; i < b * 8 + 8 && i < n; i++) {
+            if (!p2p_bitfield_get(&p->bf, i))
+                continue;
+            f->avail[i] = (uint16_t)(f->avail[i] + d);
+            if (!full)
+                f->partial[i] = (uint16_t)(f->partial[i] + d);
+        }
+    }
+}
+
 bool p2p_node_peer_fault(struct p2p_node_peer *p, bool bad)
 {
     p->faults++;
@@ -178,6 +205,7 @@ static void fault(struct p2p_node_file *f, struct p2p_node_peer *p, uint64_t bac
         f->next_schedule_ms = p->backoff_until_ms;
     p2p_debug("%s: peer %s fault %u: %s", f->seed.file_name, p->addr, p->faults, why);
     if (ban) {
+        avail_apply(f, p, -1); /* banned peers count for nothing */
         p->banned = true;
         p2p_warn("%s: banning peer %s (%s) after %u faults, %u bad pieces (last: %s)",
                  f->seed.file_name, p->addr, p->node_id, p->faults, p->bad_pieces, why);
@@ -187,7 +215,6 @@ static void fault(struct p2p_node_file *f, struct p2p_node_peer *p, uint64_t bac
             if (fe->peer == p && fe->call)
                 fetch_cancel(f, fe);
         }
-        recount_avail(f);
     }
 }
 
@@ -251,20 +278,37 @@ static void verify_work(void *arg)
         return;
     }
     uint64_t off = (uint64_t)j->index * s->piece_length, done = 0;
+    /* Whole blocks go through the O_DIRECT descriptor (no page-cache copy, see open_direct in
+     * store.c); the file's short last piece, odd piece lengths and filesystems that refuse it
+     * take the buffered one. */
+    const uint64_t al = P2P_NODE_DIRECT_ALIGN;
+    bool direct = j->f->dfd >= 0 && off % al == 0 && j->len % al == 0 &&
+                  (uintptr_t)j->buf % al == 0;
+    bool buffered = false;
     while (done < j->len) {
-        ssize_t w = pwrite(j->f->fd, j->buf + done, j->len - done, (off_t)(off + done));
+        int fd = direct ? j->f->dfd : j->f->fd;
+        buffered |= !direct;
+        ssize_t w = pwrite(fd, j->buf + done, j->len - done, (off_t)(off + done));
         if (w < 0 && errno == EINTR)
             continue;
+        if (w < 0 && errno == EINVAL && direct) {
+            direct = false; /* the device wants a larger alignment */
+            continue;
+        }
         if (w <= 0) {
             j->rc = w < 0 ? -errno : -EIO;
             return;
         }
         done += (uint64_t)w;
+        if (done % al != 0)
+            direct = false; /* a short direct write: the rest is not aligned any more */
     }
-    /* Start writeback of this piece now (asynchronous; errors surface at the final fsync), so
-     * finishing does not have to flush the whole file at once: with many nodes finishing
-     * together that fsync storm was most of the gap to the bound in bench/swarm S2. */
-    (void)sync_file_range(j->f->fd, (off64_t)off, (off64_t)j->len, SYNC_FILE_RANGE_WRITE);
+    /* Start writeback of a buffered piece now (asynchronous; errors surface at the final fsync),
+     * so finishing does not have to flush the whole file at once: with many nodes finishing
+     * together that fsync storm was most of the gap to the bound in bench/swarm S2. A direct
+     * write is on the device already. */
+    if (buffered)
+        (void)sync_file_range(j->f->fd, (off64_t)off, (off64_t)j->len, SYNC_FILE_RANGE_WRITE);
 }
 
 static void verify_after(void *arg)
@@ -318,13 +362,15 @@ static bool peer_bits_update(struct p2p_node_file *f, struct p2p_node_peer *p,
         return false;
     size_t rawlen = 0;
     uint8_t *raw = p2p_base64_decode(b64, strlen(b64), &rawlen);
-    bool ok = raw && rawlen == want && p->bf.nbits == f->seed.npieces &&
-              p2p_bitfield_load(&p->bf, raw, rawlen) == 0;
-    free(raw);
+    bool ok = raw && rawlen == want && p->bf.nbits == f->seed.npieces;
     if (ok) {
-        p->bits_ms = p2p_now_ms();
-        recount_avail(f);
+        avail_apply(f, p, -1);
+        ok = p2p_bitfield_load(&p->bf, raw, rawlen) == 0;
+        avail_apply(f, p, 1);
     }
+    free(raw);
+    if (ok)
+        p->bits_ms = p2p_now_ms();
     return ok;
 }
 
@@ -389,8 +435,11 @@ static void fetch_done(const struct p2p_httpc_resp *resp, void *ud)
             /* a probe: they do not have it yet, and told us what they have (fresh) */
         } else if (resp->err == 0 && resp->status == 404) {
             /* they do not have it (any more): forget it until the next peer list */
-            if (!fresh && p2p_bitfield_clear(&p->bf, fe->index))
-                recount_avail(f);
+            if (!fresh && p2p_bitfield_get(&p->bf, fe->index)) {
+                avail_apply(f, p, -1);
+                p2p_bitfield_clear(&p->bf, fe->index);
+                avail_apply(f, p, 1);
+            }
             fault(f, p, 500, false, "404 for a piece it announced");
         } else {
             char why[160];

@@ -149,6 +149,8 @@ struct p2p_node_file {
     char *dl_data, *dl_seed, *dl_bf;   /* paths in download_dir */
     char *cp_data, *cp_seed, *cp_ok;   /* paths in complete_dir */
     int fd;                      /* data fd while downloading, -1 otherwise (used by pool jobs) */
+    int dfd;                     /* the same file opened O_DIRECT (whole-block piece writes), or -1
+                                    where the filesystem refuses it; open and closed with fd */
     struct p2p_bitfield have;    /* verified, written and recorded in the saved .bitfield:
                                     what is served, reported and counted */
     struct p2p_bitfield got;     /* verified and written (superset of have): not refetched */
@@ -349,6 +351,9 @@ void p2p_node_download_schedule(struct p2p_node_file *f);
 void p2p_node_peer_free(struct p2p_node_peer *p);
 /** A piece buffer of at least len bytes (a spare one when possible); *cap gets its size. */
 uint8_t *p2p_node_buf_get(struct p2p_node *n, size_t len, size_t *cap);
+/** Alignment of piece buffers, offsets and lengths for O_DIRECT writes (the page size covers
+ *  every logical block size Linux filesystems use). */
+#define P2P_NODE_DIRECT_ALIGN 4096
 /** Gives a buffer back (kept as a spare or freed); NULL is a no-op. */
 void p2p_node_buf_put(struct p2p_node *n, uint8_t *buf, size_t cap);
 /** Frees every spare buffer (node exit). */
