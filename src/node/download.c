@@ -12,8 +12,12 @@
 #include "common/util.h"
 #include "node/node_int.h"
 
-#define PEERS_PERIOD_MS 250       /* peer refresh while downloading */
-#define PEERS_IDLE_MS 150         /* ... and while nothing can be requested */
+/* Peer refresh while downloading (and while nothing can be requested). A fresh piece reaches
+ * the swarm hop by hop, and each hop waits until the next downloaders learn of its new holder:
+ * 100 ms instead of 250 took bench/swarm S3 (64 nodes) from 22.8 to 22.4 s for ~1 % more of a
+ * core at the tracker. */
+#define PEERS_PERIOD_MS 100
+#define PEERS_IDLE_MS 100
 #define FETCH_TIMEOUT_MS 60000
 #define PROBE_STALE_MS 1000       /* no peer list for this long: probe idle peers ... */
 #define PROBE_EVERY_MS 500        /* ... whose view is older than this */

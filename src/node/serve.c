@@ -147,10 +147,11 @@ static bool held(const struct p2p_node_file *f)
 }
 
 /* piece_len: a rate-limited piece upload of this length, queued at key (upload_key), is refused
- * while the uploads queued ahead of it would take more than P2P_NODE_UP_QUEUE_MS (it would wait
- * that long; the downloader does better asking another holder); 0 = no such check. */
+ * while the uploads queued ahead of it would take more than P2P_NODE_UP_QUEUE_MS (or
+ * P2P_NODE_UP_QUEUE_SOLE_MS when the downloader knows no other holder: holders <= 1); the 503
+ * says when the queue will have room. 0 = no such check. */
 static bool take_slot(struct p2p_node *n, struct p2p_httpd_req *req, uint64_t piece_len,
-                      uint64_t key)
+                      uint64_t key, uint64_t holders)
 {
     if (n->stopping) {
         p2p_httpd_add_header(req, "Retry-After", "1");
@@ -166,9 +167,15 @@ static bool take_slot(struct p2p_node *n, struct p2p_httpd_req *req, uint64_t pi
     if (piece_len && rate)
         for (const struct p2p_node_upload *u = n->up_first; u && u->key <= key; u = u->next)
             ahead += u->len;
-    if (ahead > 0 && ahead + piece_len > rate * P2P_NODE_UP_QUEUE_MS / 1000) {
+    uint64_t cap = rate * (holders <= 1 ? P2P_NODE_UP_QUEUE_SOLE_MS : P2P_NODE_UP_QUEUE_MS) / 1000;
+    if (ahead > 0 && ahead + piece_len > cap) {
+        uint64_t wait = (ahead + piece_len - cap) * 1000 / rate + 1;
+        if (wait < P2P_NODE_UP_RETRY_MIN_MS)
+            wait = P2P_NODE_UP_RETRY_MIN_MS;
+        if (wait > P2P_NODE_UP_RETRY_MAX_MS)
+            wait = P2P_NODE_UP_RETRY_MAX_MS;
         p2p_httpd_add_header(req, "Retry-After", "1");
-        p2p_httpd_add_headerf(req, "P2P-Retry-After-Ms", "%d", P2P_NODE_UP_RETRY_MS);
+        p2p_httpd_add_headerf(req, "P2P-Retry-After-Ms", "%llu", (unsigned long long)wait);
         p2p_httpd_respond_error(req, 503, "E001", "upload queue full (%llu bytes)",
                                 (unsigned long long)n->up_queued);
         return false;
@@ -247,13 +254,14 @@ static void send_range(struct p2p_node *n, struct p2p_httpd_req *req, int status
 
 /* A piece upload's place in the queue: now plus P2P_NODE_UP_RARITY_MS for each holder the
  * downloader knows of (its P2P-Holders header, 1..65535; absent or malformed:
- * P2P_NODE_UP_HOLDERS_DEFAULT). */
-static uint64_t upload_key(struct p2p_httpd_req *req)
+ * P2P_NODE_UP_HOLDERS_DEFAULT), which goes to *hp. */
+static uint64_t upload_key(struct p2p_httpd_req *req, uint64_t *hp)
 {
     const char *h = p2p_httpd_header(req, "P2P-Holders");
     uint64_t holders = 0;
     if (!h || p2p_parse_u64(h, strlen(h), &holders) < 0 || holders == 0 || holders > 65535)
         holders = P2P_NODE_UP_HOLDERS_DEFAULT;
+    *hp = holders;
     return p2p_now_ms() + holders * P2P_NODE_UP_RARITY_MS;
 }
 
@@ -301,9 +309,10 @@ static void send_piece(struct p2p_node *n, struct p2p_httpd_req *req, struct p2p
         return;
     }
     add_bitfield(req, f);
-    uint64_t key = upload_key(req);
+    uint64_t holders;
+    uint64_t key = upload_key(req, &holders);
     if ((superseed && superseed_refused(req, f, i)) ||
-        !take_slot(n, req, p2p_seed_piece_len(&f->seed, i), key))
+        !take_slot(n, req, p2p_seed_piece_len(&f->seed, i), key, holders))
         return;
     uint64_t off = (uint64_t)i * f->seed.piece_length;
     send_range(n, req, 200, f->data_path, off, p2p_seed_piece_len(&f->seed, i), f, i, key);
@@ -399,7 +408,7 @@ void p2p_node_serve_file(struct p2p_httpd_req *req, void *ud)
         p2p_httpd_respond(req, 200, "application/octet-stream", NULL, 0);
         return;
     }
-    if (!take_slot(n, req, 0, 0))
+    if (!take_slot(n, req, 0, 0, 0))
         return;
     send_range(n, req, r > 0 ? 206 : 200, f->data_path, off, len, NULL, 0, 0);
 }
