@@ -4,7 +4,10 @@
  * with no network and no hashing. Prints the wall time and GB/s; run it under /usr/bin/time to
  * see the system time.
  *   cc -O2 -o /tmp/pw bench/pagecache_write.c && /usr/bin/time /tmp/pw 64 /tmp/pw-dir
- * The directory is created if missing; its files are removed at the end. */
+ * The directory is created if missing; its files are removed at the end. Variants (environment):
+ * PW_FALLOC=1 fallocate()s each file first (as the node does since session 3), PW_DIRECT=1 opens
+ * it O_DIRECT (no page-cache copy; the node's path for whole-block pieces), PW_NOSYNC=1 leaves
+ * out the sync_file_range calls. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,18 +32,22 @@ static int writer(const char *dir, int k)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/w%d", dir, k);
-    char *buf = malloc(PIECE);
+    char *buf = aligned_alloc(4096, PIECE);
     if (!buf)
         return 1;
     memset(buf, 0x5a ^ k, PIECE);
-    int fd = open(path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0644);
+    int fd = open(path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC | (getenv("PW_DIRECT") ? O_DIRECT : 0),
+                  0644);
     if (fd < 0 || ftruncate(fd, (off_t)PIECES * PIECE) < 0)
+        return 1;
+    if (getenv("PW_FALLOC") && fallocate(fd, 0, 0, (off_t)PIECES * PIECE) < 0)
         return 1;
     for (int i = 0; i < PIECES; i++) {
         off_t off = (off_t)((i * 37) % PIECES) * PIECE; /* every piece once, scattered */
         if (pwrite(fd, buf, PIECE, off) != PIECE)
             return 1;
-        sync_file_range(fd, off, PIECE, SYNC_FILE_RANGE_WRITE);
+        if (!getenv("PW_NOSYNC"))
+            sync_file_range(fd, off, PIECE, SYNC_FILE_RANGE_WRITE);
         usleep(1000); /* a node receives pieces over time, not in one burst */
     }
     int rc = fsync(fd) < 0;
