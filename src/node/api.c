@@ -94,7 +94,8 @@ static void created(struct p2p_node_file *f, int status, const char *err, void *
         return;
     }
     p2p_warn("task %s (%s) refused: %s", f->seed.file_name, f->seed.info_hash, err);
-    p2p_httpd_respond_error(req, status == -EEXIST ? 409 : 500, "E001", "%s", err);
+    int code = status == -EEXIST ? 409 : status == -ENOSPC || status == -EDQUOT ? 507 : 500;
+    p2p_httpd_respond_error(req, code, "E001", "%s", err);
     p2p_node_unregister(n, f);
 }
 

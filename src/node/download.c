@@ -417,8 +417,8 @@ static void fetch_done(const struct p2p_httpc_resp *resp, void *ud)
          * seed only for pieces nobody else holds for a while; no backoff, no fault */
         p2p_debug("%s: piece %u: %s super-seeding, sent it elsewhere", f->seed.file_name,
                   fe->index, p->addr);
-        if (f->partial[fe->index] < UINT16_MAX)
-            f->partial[fe->index]++;
+        if (f->partial[fe->index] == 0)
+            f->partial[fe->index] = 1; /* only zero or not matters; a recount resets it */
         p->superseed_until_ms = p2p_now_ms() + P2P_NODE_SUPERSEED_AVOID_MS;
     } else if (!ok) {
         if (resp->err == 0 && resp->status >= 500 && resp->status < 600) {

@@ -297,8 +297,8 @@ void p2p_node_unregister(struct p2p_node *n, struct p2p_node_file *f);
  *  or another negative errno with err set. */
 typedef void (*p2p_node_create_cb)(struct p2p_node_file *f, int status, const char *err,
                                    void *ud);
-/** Prepares on-disk state for a registered pending file on the pool (seed, sparse data file,
- *  bitfield; or finds it complete/resumable), then starts its download or seeding. */
+/** Prepares on-disk state for a registered pending file on the pool (seed, preallocated data
+ *  file, bitfield; or finds it complete/resumable), then starts its download or seeding. */
 void p2p_node_store_create(struct p2p_node_file *f, p2p_node_create_cb cb, void *ud);
 /** Scans complete_dir and download_dir on the pool; registers .ok files and resumes
  *  unfinished ones. done(n, added, ud) runs on the loop. */

@@ -326,16 +326,21 @@ static void create_work(void *arg)
      * the start with a clear error instead of midway, and pieces written in scattered order into
      * a sparse file cost the filesystem a block allocation and extent split per piece at
      * writeback: bench/pagecache_write with 64 writers, 2.8-3.8 s of system time instead of
-     * 6-12 s. Filesystems without fallocate keep the sparse file. */
+     * 6-12 s. Filesystems without fallocate keep the sparse file. A new download that does
+     * not fit is removed again (a failed fallocate may keep what it allocated); a resume goes on
+     * sparse, as before, and a full disk surfaces at a piece write. */
     int fa;
     do
         fa = s->length > 0 ? fallocate(fd, 0, 0, (off_t)s->length) : 0;
     while (fa < 0 && errno == EINTR);
-    if (fa < 0 && errno != EOPNOTSUPP && errno != ENOSYS) {
-        j->rc = -errno;
+    if (fa < 0 && errno != EOPNOTSUPP && errno != ENOSYS && !have_seed) {
+        int e = errno;
+        j->rc = -e;
         snprintf(j->err, sizeof j->err, "allocating %" PRIu64 " bytes for %s: %s", s->length,
-                 f->dl_data, strerror(errno));
+                 f->dl_data, strerror(e));
         close(fd);
+        unlink(f->dl_data);
+        unlink(f->dl_seed);
         goto out;
     }
     if (!j->bits) {
@@ -483,7 +488,7 @@ static void save_work(void *arg)
 {
     struct save_job *j = arg;
     /* The pieces were pwrite()n before this snapshot was taken, so after a crash or kill -9 the
-     * page cache holds them and the bitfield never claims a piece that is not in the file. Neither
+     * file (page cache or device: O_DIRECT) holds them and the bitfield never claims a piece that is not in the file. Neither
      * the data nor the bitfield is synced: a resume re-hashes every claimed piece (recheck_bits)
      * and starts over on a missing or malformed bitfield, so a power loss costs refetches, never
      * a bad piece. The bitfield is overwritten in place: an fsync per save (one per verified
